@@ -1,0 +1,148 @@
+"""Reverse-time samplers for the DiffSep SDE (Sec. 3.4). Each sampler is a plain function.
+
+``score_fn(x, t, mix)`` (x (B, K, N), t (B,), mix (B, 1, N) -> (B, K, N)) is any callable: the
+network, or the exact score of a known Gaussian marginal in tests. Samplers start from the prior
+x_T = mix / K + L_T z and return estimates of shape (B, K, N). Reverse SDE (Eq. 12):
+    dx = [−γ P̄ x − g(t)² ∇log p_t(x)] dt + g(t) dw̄.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from .sde import DiffSepSDE, project_null
+
+ScoreFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+
+
+def time_grid(steps: int, T: float = 1.0, t_eps: float = 0.03, *, device=None,
+              dtype=torch.float32) -> Tensor:
+    """Evaluation times and the end time: linspace(T, t_eps, steps) followed by 0. -> (steps + 1,).
+
+    As in the reference implementation, t_eps is the last time at which the score is evaluated;
+    the last step then goes from t_eps to 0 (where the reference steps by 1 / steps, i.e. to about
+    0 as well).
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if not 0 < t_eps <= T:
+        raise ValueError(f"need 0 < t_eps <= T, got t_eps={t_eps}, T={T}")
+    times = torch.linspace(T, t_eps, steps, device=device, dtype=dtype)
+    return torch.cat((times, times.new_zeros(1)))
+
+
+def _randn(x: Tensor, generator) -> Tensor:
+    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+
+
+def corrector_step(score_fn: ScoreFn, sde: DiffSepSDE, x: Tensor, t: Tensor, mix: Tensor,
+                   snr: float, generator=None) -> tuple[Tensor, Tensor]:
+    """Annealed Langevin step preconditioned by Σ_t: x_mean = x + 2 r² Σ_t q,
+    x = x_mean + 2 r L_t z. Returns (x, x_mean), both (B, K, N)."""
+    x_mean = x + 2.0 * snr ** 2 * sde.mult_Sigma(score_fn(x, t, mix), t)
+    return x_mean + 2.0 * snr * sde.mult_L(_randn(x, generator), t), x_mean
+
+
+def predictor_step(score_fn: ScoreFn, sde: DiffSepSDE, x: Tensor, t: Tensor, mix: Tensor,
+                   dt: float | Tensor, generator=None) -> tuple[Tensor, Tensor]:
+    """Reverse-diffusion step from t to t − dt: x_mean = x + (γ P̄ x + g² q) dt,
+    x = x_mean + g sqrt(dt) z. Returns (x, x_mean), both (B, K, N)."""
+    g = sde.diffusion(t).reshape(-1, 1, 1)
+    x_mean = x + (sde.gamma * project_null(x) + g ** 2 * score_fn(x, t, mix)) * dt
+    return x_mean + g * dt ** 0.5 * _randn(x, generator), x_mean
+
+
+@torch.no_grad()
+def pc_sample(score_fn: ScoreFn, sde: DiffSepSDE, mix: Tensor, *, steps: int = 30,
+              snr: float = 0.5, corrector_steps: int = 1, t_eps: float = 0.03,
+              reference_dt: bool = False, generator: torch.Generator | None = None,
+              x_T: Tensor | None = None, callback=None) -> Tensor:
+    """Predictor-corrector sampler: per time step, ``corrector_steps`` annealed Langevin steps then
+    one reverse-diffusion step. Uses steps × (1 + corrector_steps) score evaluations.
+
+    Args:
+        mix: (B, 1, N) mixture (normalised as in training).
+        steps: number of time steps N; snr: corrector signal-to-noise ratio r.
+        t_eps: last evaluation time. Steps are taken at t_i = linspace(T, t_eps, steps) and the
+            predictor moves from t_i to t_{i+1}, the last one to 0 (see :func:`time_grid`).
+        reference_dt: reproduce the reference implementation exactly: the same times but a
+            predictor step of 1 / steps whatever the grid (for published numbers).
+        generator: noise source; x_T: start here instead of sampling the prior (B, K, N).
+        callback: called as callback(i, t, x_mean) after every step.
+    Returns:
+        (B, K, N) the last predictor mean.
+    """
+    B = mix.shape[0]
+    x = sde.prior_sample(mix, generator) if x_T is None else x_T
+    grid = time_grid(steps, sde.T, t_eps, device=mix.device, dtype=mix.dtype)
+    times = grid[:-1]
+    dts = [1.0 / steps] * steps if reference_dt else (grid[:-1] - grid[1:]).tolist()
+    x_mean = x
+    for i, (t, dt) in enumerate(zip(times, dts)):
+        vec_t = t.expand(B)
+        for _ in range(corrector_steps):
+            x, x_mean = corrector_step(score_fn, sde, x, vec_t, mix, snr, generator)
+        x, x_mean = predictor_step(score_fn, sde, x, vec_t, mix, dt, generator)
+        if callback is not None:
+            callback(i, t, x_mean)
+    return x_mean
+
+
+def ode_drift(score_fn: ScoreFn, sde: DiffSepSDE, x: Tensor, t: Tensor, mix: Tensor) -> Tensor:
+    """Probability-flow ODE velocity dx/dt = −γ P̄ x − ½ g(t)² ∇log p_t(x). (B, K, N) -> (B, K, N)."""
+    g2 = sde.diffusion(t).reshape(-1, 1, 1) ** 2
+    return -sde.gamma * project_null(x) - 0.5 * g2 * score_fn(x, t, mix)
+
+
+@torch.no_grad()
+def ode_sample(score_fn: ScoreFn, sde: DiffSepSDE, mix: Tensor, *, steps: int = 10,
+               t_eps: float = 0.03, solver: str = "heun", generator: torch.Generator | None = None,
+               x_T: Tensor | None = None, callback=None) -> Tensor:
+    """Probability-flow ODE on the grid of :func:`time_grid` (T down to t_eps, then 0).
+
+    solver "heun": second-order steps between grid times and a final Euler step from t_eps to 0
+    (the score is not defined at t = 0), 2 × steps − 1 evaluations; "euler": ``steps`` evaluations.
+    The prior draw is the only randomness. Returns (B, K, N).
+    """
+    if solver not in ("heun", "euler"):
+        raise ValueError(f"unknown ODE solver {solver!r}; valid: heun, euler")
+    B = mix.shape[0]
+    x = sde.prior_sample(mix, generator) if x_T is None else x_T
+    grid = time_grid(steps, sde.T, t_eps, device=mix.device, dtype=mix.dtype)
+    for i in range(steps):
+        t, t_next = grid[i].expand(B), grid[i + 1].expand(B)
+        h = grid[i + 1] - grid[i]  # negative: integrating backwards in time
+        d = ode_drift(score_fn, sde, x, t, mix)
+        x_next = x + h * d
+        if solver == "heun" and i < steps - 1:
+            x_next = x + h * 0.5 * (d + ode_drift(score_fn, sde, x_next, t_next, mix))
+        x = x_next
+        if callback is not None:
+            callback(i, grid[i + 1], x)
+    return x
+
+
+@torch.no_grad()
+def em_sample(score_fn: ScoreFn, sde: DiffSepSDE, mix: Tensor, *, steps: int = 30,
+              t_eps: float = 0.03, generator: torch.Generator | None = None,
+              x_T: Tensor | None = None) -> Tensor:
+    """Euler–Maruyama on the reverse SDE (predictor only, no corrector): ``steps`` evaluations.
+    Returns the last mean (B, K, N)."""
+    return pc_sample(score_fn, sde, mix, steps=steps, corrector_steps=0, t_eps=t_eps,
+                     generator=generator, x_T=x_T)
+
+
+SAMPLERS = {"pc": pc_sample, "ode": ode_sample, "em": em_sample}
+
+
+def nfe(sampler: str, steps: int, corrector_steps: int = 1, solver: str = "heun") -> int:
+    """Number of score evaluations a sampler makes."""
+    if sampler == "pc":
+        return steps * (1 + corrector_steps)
+    if sampler == "ode":
+        return 2 * steps - 1 if solver == "heun" else steps
+    if sampler == "em":
+        return steps
+    raise ValueError(f"unknown sampler {sampler!r}; valid: {', '.join(SAMPLERS)}")
