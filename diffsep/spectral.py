@@ -27,15 +27,16 @@ def stft(x: Tensor, n_fft: int = 510, hop_length: int = 128) -> Tensor:
 
 
 def istft(X: Tensor, n_fft: int = 510, hop_length: int = 128, length: int | None = None) -> Tensor:
-    """Inverse of :func:`stft`, then cropped or zero-padded to ``length``. (..., F, frames) -> (..., N).
+    """Inverse of :func:`stft`. (..., F, frames) -> (..., length).
 
-    Without ``length`` the output has hop_length * (frames − 1) samples, as torch.istft gives it.
+    Without ``length`` the output has hop_length * (frames − 1) samples, as torch.istft gives it;
+    with it, the output is cropped or zero-padded to ``length`` (the samples are the same).
     """
     lead = X.shape[:-2]
     x = torch.istft(X.reshape(-1, *X.shape[-2:]), n_fft=n_fft, hop_length=hop_length,
-                    window=_window(n_fft, X), center=True, normalized=False, onesided=True)
-    x = x.reshape(*lead, x.shape[-1])
-    return x if length is None else fit_length(x, length)
+                    window=_window(n_fft, X), center=True, normalized=False, onesided=True,
+                    length=length)
+    return x.reshape(*lead, x.shape[-1])
 
 
 def fit_length(x: Tensor, length: int) -> Tensor:

@@ -1,0 +1,40 @@
+import math
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+DATA = Path(__file__).parent / "data"
+REFERENCE_FIXTURE = Path(os.environ.get("DIFFSEP_REFERENCE_FIXTURE", DATA / "reference_nf16_k2.pt"))
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def speech_like(K: int, N: int, seed: int = 0, fs: int = 8000, dtype=torch.float64) -> torch.Tensor:
+    """K distinct harmonic sources with syllable-rate envelopes plus a little noise. -> (1, K, N)."""
+    g = torch.Generator().manual_seed(seed)
+    n = torch.arange(N, dtype=dtype) / fs
+    rows = []
+    for k in range(K):
+        f0 = 110.0 + 70.0 * k
+        env = 0.6 + 0.4 * torch.sin(2 * math.pi * (3.0 + k) * n + k)
+        tone = sum(torch.sin(2 * math.pi * h * f0 * n + 0.3 * h * k) / h for h in range(1, 5))
+        rows.append(env * tone + 0.05 * torch.randn(N, generator=g, dtype=dtype))
+    return torch.stack(rows)[None]
+
+
+def normalised_example(K: int, N: int, seed: int = 0, dtype=torch.float64):
+    """(sources (1, K, N), mix (1, 1, N)) scaled so that the mixture has unit std."""
+    s = speech_like(K, N, seed, dtype=dtype)
+    mix = s.sum(1, keepdim=True)
+    sd = mix.std()
+    return s / sd, mix / sd
+
+
+@pytest.fixture(scope="session")
+def reference_fixture():
+    if not REFERENCE_FIXTURE.is_file():
+        pytest.fail(f"reference fixture missing: {REFERENCE_FIXTURE}")
+    from diffsep.checkpoint import safe_load
+    return safe_load(REFERENCE_FIXTURE)
