@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m diffsep.bench <name> [options]``. Each prints numbers; none asserts."""
