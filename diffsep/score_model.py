@@ -46,9 +46,13 @@ class ScoreModel(nn.Module):
         self.n_fft, self.hop_length = n_fft, hop_length
         self.spec_factor, self.spec_abs_exponent, self.transform = spec_factor, spec_abs_exponent, transform
         self.frame_multiple = 2 ** (len(ch_mult) - 1)
+        n_bins = n_fft // 2 + 1
+        if n_bins % self.frame_multiple:
+            raise ValueError(f"n_fft={n_fft} gives {n_bins} frequency bins, which {len(ch_mult)} "
+                             f"U-Net levels cannot halve {len(ch_mult) - 1} times (use e.g. 510)")
         self.backbone = NCSNpp(in_ch=2 * n_src + 2, out_ch=2 * n_src, nf=nf, ch_mult=ch_mult,
                                num_res_blocks=num_res_blocks, attn_resolutions=attn_resolutions,
-                               image_size=n_fft // 2 + 1 - (n_fft // 2 + 1) % 2,
+                               image_size=n_bins,
                                fourier_scale=fourier_scale, init_scale=init_scale, dropout=dropout)
 
     def _compress_args(self):
@@ -78,5 +82,5 @@ class ScoreModel(nn.Module):
                              f"got {tuple(mix.shape)}")
         t = torch.as_tensor(t, device=x_t.device, dtype=x_t.dtype).expand(x_t.shape[0])
         h, pad = self.encode(torch.cat((x_t, mix), dim=1))
-        h = self.backbone(h.to(x_t.dtype), t)
-        return self.decode(h.float() if h.dtype != x_t.dtype else h, pad, x_t.shape[-1]).to(x_t.dtype)
+        h = self.backbone(h, t)  # under autocast h may come back in reduced precision
+        return self.decode(h, pad, x_t.shape[-1]).to(x_t.dtype)

@@ -91,6 +91,7 @@ def channels_to_complex(x: Tensor) -> Tensor:
     (B, 2C, F, T) -> (B, C, F, T) complex."""
     if x.shape[1] % 2:
         raise ValueError(f"need an even number of channels, got {x.shape[1]}")
+    if x.dtype in (torch.float16, torch.bfloat16):  # no complex type for these: go to float32
+        x = x.float()
     re, im = x.chunk(2, dim=1)
-    return torch.complex(re.float() if re.dtype in (torch.float16, torch.bfloat16) else re,
-                         im.float() if im.dtype in (torch.float16, torch.bfloat16) else im)
+    return torch.complex(re, im)

@@ -41,6 +41,24 @@ def test_follows_device_and_dtype(device):
     assert out.device.type == device and out.dtype == torch.float64
 
 
+def test_autocast_bfloat16_forward_is_close_to_float32():
+    torch.manual_seed(0)
+    model = tiny(2, init_scale=1.0).eval()
+    x = torch.randn(1, 2, 3000)
+    args = (x, torch.tensor([0.5]), x.sum(1, keepdim=True))
+    with torch.no_grad():
+        ref = model(*args)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model(*args)
+    assert low.dtype == torch.float32 and low.shape == ref.shape
+    assert _rel_err(low, ref) < 0.1
+
+
+def test_rejects_frequency_sizes_the_unet_cannot_halve():
+    with pytest.raises(ValueError, match="n_fft=512 gives 257 frequency bins"):
+        ScoreModel(n_fft=512)
+
+
 def _rel_err(out, expected):
     return ((out - expected).abs().max() / expected.abs().max()).item()
 
