@@ -86,6 +86,17 @@ def test_reference_converter_reads_its_config_and_picks_ema(reference_fixture):
     assert torch.equal(ema.backbone.all_modules[0].W, ckpt["ema"]["shadow_params"][2])
 
 
+def test_reference_without_ema_state_falls_back_to_state_dict(reference_fixture):
+    ckpt = {k: v for k, v in reference_fixture["checkpoint"].items() if k != "ema"}
+    with torch.no_grad():
+        out = from_reference(ckpt)(**reference_fixture["inputs"])
+    assert _rel_err(out, reference_fixture["expected"]["score_raw"]) <= 1e-4
+    broken = dict(reference_fixture["checkpoint"])
+    broken["ema"] = {**broken["ema"], "shadow_params": broken["ema"]["shadow_params"][1:]}
+    with pytest.raises(CheckpointError, match="646 tensors but the model has 647"):
+        from_reference(broken)
+
+
 def test_reference_file_round_trip(tmp_path, reference_fixture):
     path = tmp_path / "checkpoint.pt"
     torch.save(reference_fixture["checkpoint"], path)  # a real reference file holds this dict
