@@ -1,0 +1,215 @@
+"""Typed configuration: one dataclass per section, loaded from YAML with omegaconf.
+
+``load_config("configs/default.yaml", ["train.max_steps=10", "model.nf=64"])`` merges a YAML file
+(which may name a ``base`` file to start from) and command-line overrides onto the dataclass
+defaults. Unknown keys fail with the list of valid ones; values are type-checked.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Optional
+
+
+@dataclass
+class ModelConfig:
+    kind: str = "diffsep"  # model family: diffsep (score network)
+    n_src: int = 2  # number of sources K (enhancement: 2 = [speech, noise])
+    nf: int = 128  # NCSN++ base width (paper: 128, about 65.6 M parameters; 64: 16.5 M)
+    ch_mult: list[int] = field(default_factory=lambda: [1, 1, 2, 2, 2, 2, 2])  # width per level
+    num_res_blocks: int = 2  # residual blocks per level (one more on the way up)
+    attn_resolutions: list[int] = field(default_factory=lambda: [16])  # frequency sizes with attention
+    fourier_scale: float = 16.0  # std of the Gaussian Fourier time-embedding frequencies
+    init_scale: float = 0.0  # scale of the last conv of each residual path (0: near-zero init)
+    dropout: float = 0.0  # dropout inside residual blocks
+    n_fft: int = 510  # STFT size (510 gives 256 bins)
+    hop_length: int = 128  # STFT hop
+    spec_factor: float = 0.15  # β of the compression c(X) = β |X|^α e^{i∠X} (0.33 for nf 64)
+    spec_abs_exponent: float = 0.5  # α of the compression
+    transform: str = "exponent"  # compression: exponent | log | none
+
+
+@dataclass
+class SDEConfig:
+    gamma: float = 2.0  # stiffness γ of the mixing drift −γ P̄ x
+    sigma_min: float = 0.05  # noise scale at t = 0
+    sigma_max: float = 0.5  # noise scale at t = 1
+    T: float = 1.0  # final time
+
+
+@dataclass
+class LossConfig:
+    t_eps: float = 0.03  # smallest training time
+    p_T: float = 0.1  # probability of the permutation- and mismatch-aware t = T branch
+    fixed_order: bool = False  # keep the source order (enhancement); otherwise shuffle + min over π
+
+
+@dataclass
+class SamplerConfig:
+    kind: str = "pc"  # pc (predictor-corrector) | ode (probability flow) | em (Euler–Maruyama)
+    steps: int = 30  # number of time steps N
+    snr: float = 0.5  # corrector step size parameter r (pc)
+    corrector_steps: int = 1  # Langevin corrector steps per time step (pc)
+    t_eps: float = 0.03  # last evaluation time
+    reference_dt: bool = False  # pc: use the reference's step 1/N (to reproduce published numbers)
+    solver: str = "heun"  # ode: heun | euler
+
+
+@dataclass
+class DataConfig:
+    kind: str = "wsj0_mix"  # wsj0_mix | librimix | vbdemand | folder
+    root: str = ""  # dataset root (see README for each layout)
+    sample_rate: int = 8000  # model sample rate; files at another rate are refused
+    mode: str = "min"  # wsj0-mix / LibriMix: min | max
+    train_split: str = "tr"  # split used for training (tr | train-100 | train-360 | train ...)
+    valid_split: str = "cv"  # split used for validation
+    test_split: str = "tt"  # split used for testing
+    mixture: str = "mix_clean"  # LibriMix: mix_clean | mix_both
+    segment_seconds: float = 5.0  # random crop length for training (<= 0: whole files)
+    min_seconds: float = 0.0  # drop training files shorter than this
+    num_workers: int = 2  # DataLoader worker processes
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 2e-4  # Adam learning rate
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # Adam betas
+    weight_decay: float = 0.0  # Adam weight decay
+    grad_clip: float = 5.0  # clip the global gradient norm (<= 0: off)
+    ema_decay: float = 0.999  # EMA of the weights used for validation and inference
+
+
+@dataclass
+class TrainConfig:
+    run_dir: str = "runs/default"  # checkpoints, logs and the resolved config go here
+    max_steps: int = 500000  # optimizer steps
+    batch_size: int = 6  # items per micro-batch per process
+    accumulate: int = 2  # micro-batches per optimizer step
+    seed: int = 0  # seed of everything random
+    amp: str = "none"  # autocast: none | bf16 | fp16 (fp16 uses a GradScaler)
+    ckpt_every: int = 1000  # checkpoint every N optimizer steps (and at each epoch end)
+    keep_last: int = 3  # numbered checkpoints to keep besides last.pt and best.pt
+    log_every: int = 50  # log training scalars every N steps
+    val_every: int = 5000  # validate every N steps (0: only at the end)
+    val_batches: int = 20  # validation loss batches
+    val_sep_items: int = 4  # cv items separated with the sampler for SI-SDR
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    resume: str = "auto"  # auto (RUN_DIR/last.pt if present) | never | PATH
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    sde: SDEConfig = field(default_factory=SDEConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+class ConfigError(ValueError):
+    """A bad configuration: unknown key, wrong type, bad value."""
+
+
+
+
+def _valid_keys(section: str | None) -> list[str]:
+    if section is None:
+        return [f.name for f in fields(Config)]
+    cls = {f.name: f.default_factory for f in fields(Config)}[section]().__class__
+    return [f.name for f in fields(cls)]
+
+
+def _check_keys(d: dict, source: str) -> None:
+    for section, values in d.items():
+        if section == "base":
+            continue
+        if section not in _valid_keys(None):
+            raise ConfigError(f"{source}: unknown section {section!r}; valid: {', '.join(_valid_keys(None))}")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: section {section!r} must be a mapping")
+        for key in values:
+            if key not in _valid_keys(section):
+                raise ConfigError(f"{source}: unknown key {section}.{key}; valid keys of {section}: "
+                                  f"{', '.join(_valid_keys(section))}")
+
+
+def _read_yaml(path: Path, seen: tuple = ()) -> list[dict]:
+    """The YAML file and, first, the chain of ``base`` files it names (relative to it)."""
+    from omegaconf import OmegaConf
+
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: circular 'base' chain")
+    try:
+        d = OmegaConf.to_container(OmegaConf.load(path))
+    except Exception as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    d = d or {}
+    if not isinstance(d, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    _check_keys(d, str(path))
+    chain = []
+    if d.get("base"):
+        chain = _read_yaml(path.parent / d["base"], seen + (path.resolve(),))
+    return chain + [{k: v for k, v in d.items() if k != "base"}]
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Defaults <- YAML (with its base chain) <- ``section.key=value`` overrides -> Config."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    layers = _read_yaml(Path(path)) if path else []
+    dotlist = []
+    for item in overrides or []:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        dotlist.append(item)
+    try:
+        over = OmegaConf.to_container(OmegaConf.from_dotlist(dotlist))
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"bad override: {e}") from None
+    _check_keys(over, "command line")
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(Config), *layers, over)
+        return OmegaConf.to_object(merged)
+    except OmegaConfBaseException as e:
+        msg = str(e).splitlines()[0]
+        key = getattr(e, "full_key", None)
+        raise ConfigError(f"bad value{f' for {key}' if key else ''}: {msg}") from None
+
+
+def config_from_dict(d: dict) -> Config:
+    """Rebuild a Config from ``to_dict`` output (e.g. a checkpoint's), checking keys and types."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    _check_keys(d, "config")
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), d))
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"bad config: {str(e).splitlines()[0]}") from None
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    """Plain nested dict (what goes into checkpoints and the run directory)."""
+    return asdict(cfg)
+
+
+def to_yaml(cfg: Config) -> str:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_yaml(OmegaConf.create(to_dict(cfg)))
+
+
+def model_kwargs(cfg: ModelConfig) -> dict[str, Any]:
+    """ScoreModel keyword arguments of a model section."""
+    d = asdict(cfg)
+    kind = d.pop("kind")
+    if kind != "diffsep":
+        raise ConfigError(f"unknown model.kind {kind!r}; valid: diffsep")
+    d["ch_mult"], d["attn_resolutions"] = tuple(d["ch_mult"]), tuple(d["attn_resolutions"])
+    return d
