@@ -1,0 +1,131 @@
+"""Dataset layouts -> lists of :class:`~diffsep.data.base.Item`.
+
+wsj0_mix   ROOT/wav{8k,16k}/{min,max}/{tr,cv,tt}/{mix,s1..sK}/NAME.wav
+librimix   ROOT/wav{8k,16k}/{min,max}/metadata/mixture_{split}_{mix_clean,mix_both}.csv
+           (columns mixture_ID, mixture_path, source_1_path .. source_K_path; paths absolute or
+           relative to ROOT; files under ROOT/wav*/{mode}/{split}/ are found by name as a fallback)
+vbdemand   ROOT/{split}/{clean,noisy}/NAME.wav or ROOT/{clean,noisy}_{split}set*_wav/NAME.wav;
+           sources = [speech, noise = noisy − clean]
+folder     ROOT/{split}/{mix,s1..sK}/NAME.wav (split may be empty: ROOT/{mix,s1..}); WAV/FLAC/OGG
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from .base import Item
+
+AUDIO_EXT = (".wav", ".flac", ".ogg")
+KINDS = ("wsj0_mix", "librimix", "vbdemand", "folder")
+
+
+class LayoutError(ValueError):
+    """The dataset tree does not have the expected layout; the message says what is missing."""
+
+
+def _rate_dir(sample_rate: int) -> str:
+    return f"wav{sample_rate // 1000}k"
+
+
+def _need_dir(path: Path, what: str) -> Path:
+    if not path.is_dir():
+        raise LayoutError(f"{path}: missing {what}")
+    return path
+
+
+def _audio_files(folder: Path) -> dict[str, Path]:
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in AUDIO_EXT}
+
+
+def _mix_and_sources(base: Path, n_src: int) -> list[Item]:
+    """base/mix/NAME + base/s1..sK/NAME (same stem); a missing partner is an error."""
+    mixes = _audio_files(_need_dir(base / "mix", "mixture folder 'mix'"))
+    if not mixes:
+        raise LayoutError(f"{base / 'mix'}: no audio files")
+    src_dirs = [_need_dir(base / f"s{k + 1}", f"source folder 's{k + 1}'") for k in range(n_src)]
+    src_files = [_audio_files(d) for d in src_dirs]
+    items = []
+    for name, mix in mixes.items():
+        missing = [str(d / (name + mix.suffix)) for d, f in zip(src_dirs, src_files) if name not in f]
+        if missing:
+            raise LayoutError(f"{mix}: missing partner file(s) {', '.join(missing)}")
+        items.append(Item(name, mix, tuple(f[name] for f in src_files)))
+    return items
+
+
+def wsj0_mix(root: Path, split: str, n_src: int, sample_rate: int, mode: str = "min") -> list[Item]:
+    base = root / _rate_dir(sample_rate) / mode / split
+    if not base.is_dir() and (root / split).is_dir():  # ROOT already points at wav8k/min
+        base = root / split
+    return _mix_and_sources(_need_dir(base, f"wsj0-mix split '{split}'"), n_src)
+
+
+def librimix(root: Path, split: str, n_src: int, sample_rate: int, mode: str = "min",
+             mixture: str = "mix_clean") -> list[Item]:
+    level = _need_dir(root / _rate_dir(sample_rate) / mode, "LibriMix rate/mode folder")
+    csv_path = level / "metadata" / f"mixture_{split}_{mixture}.csv"
+    if not csv_path.is_file():
+        raise LayoutError(f"{csv_path}: missing LibriMix metadata file")
+
+    def resolve(p: str, sub: str) -> Path:
+        path = Path(p)
+        for cand in (path, root / path, level / split / sub / path.name):
+            if cand.is_file():
+                return cand
+        raise LayoutError(f"{csv_path}: file not found: {p}")
+
+    items = []
+    with open(csv_path, newline="") as f:
+        for row in csv.DictReader(f):
+            cols = [f"source_{k + 1}_path" for k in range(n_src)]
+            if "mixture_path" not in row or any(c not in row for c in cols):
+                raise LayoutError(f"{csv_path}: needs columns mixture_path, {', '.join(cols)}")
+            items.append(Item(row.get("mixture_ID") or Path(row["mixture_path"]).stem,
+                              resolve(row["mixture_path"], mixture),
+                              tuple(resolve(row[c], f"s{k + 1}") for k, c in enumerate(cols))))
+    if not items:
+        raise LayoutError(f"{csv_path}: no rows")
+    return items
+
+
+def vbdemand(root: Path, split: str) -> list[Item]:
+    clean, noisy = root / split / "clean", root / split / "noisy"
+    if not clean.is_dir():  # original release: clean_trainset_28spk_wav, noisy_testset_wav ...
+        found = [sorted(root.glob(f"{kind}_{split}set*_wav")) for kind in ("clean", "noisy")]
+        if not all(found):
+            raise LayoutError(f"{root}: missing VoiceBank-DEMAND '{split}/clean' + '{split}/noisy' "
+                              f"or 'clean_{split}set*_wav' + 'noisy_{split}set*_wav'")
+        clean, noisy = found[0][0], found[1][0]
+    cf, nf = _audio_files(clean), _audio_files(_need_dir(noisy, "noisy folder"))
+    items = []
+    for name, n in nf.items():
+        if name not in cf:
+            raise LayoutError(f"{n}: missing partner file {clean / (name + n.suffix)}")
+        items.append(Item(name, n, (cf[name],), noise_from_mix=True))
+    if not items:
+        raise LayoutError(f"{noisy}: no audio files")
+    return items
+
+
+def folder(root: Path, split: str, n_src: int) -> list[Item]:
+    base = root / split if split else root
+    return _mix_and_sources(_need_dir(base, "folder"), n_src)
+
+
+def build_items(kind: str, root, split: str, *, n_src: int = 2, sample_rate: int = 8000,
+                mode: str = "min", mixture: str = "mix_clean") -> list[Item]:
+    """Items of one split of a dataset of the given kind (see the module docstring)."""
+    root = Path(root)
+    if not str(root) or not root.is_dir():
+        raise LayoutError(f"{root}: dataset root does not exist (set data.root)")
+    if kind == "wsj0_mix":
+        return wsj0_mix(root, split, n_src, sample_rate, mode)
+    if kind == "librimix":
+        return librimix(root, split, n_src, sample_rate, mode, mixture)
+    if kind == "vbdemand":
+        if n_src != 2:
+            raise LayoutError(f"vbdemand has 2 sources [speech, noise], model.n_src is {n_src}")
+        return vbdemand(root, split)
+    if kind == "folder":
+        return folder(root, split, n_src)
+    raise LayoutError(f"unknown data.kind {kind!r}; valid: {', '.join(KINDS)}")
