@@ -11,6 +11,7 @@ no minimum over π.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -22,9 +23,42 @@ from .sde import DiffSepSDE
 ScoreFn = Callable[[Tensor, Tensor, Tensor], Tensor]
 
 
+@dataclass
+class LossDraws:
+    """Every random quantity of one loss evaluation, drawn up front so that a batch can be split
+    across processes (or devices) and still see exactly the draws of the whole batch.
+    perm (B, K) source order (None: fixed order), t (B,), at_T (B,) bool, z (B, K, N)."""
+    perm: Tensor | None
+    t: Tensor
+    at_T: Tensor
+    z: Tensor
+
+    def slice(self, start: int, stop: int) -> "LossDraws":
+        return LossDraws(None if self.perm is None else self.perm[start:stop], self.t[start:stop],
+                         self.at_T[start:stop], self.z[start:stop])
+
+    def to(self, device) -> "LossDraws":
+        return LossDraws(None if self.perm is None else self.perm.to(device), self.t.to(device),
+                         self.at_T.to(device), self.z.to(device))
+
+
+def draw(sde: DiffSepSDE, shape: tuple[int, int, int], *, t_eps: float = 0.03, p_T: float = 0.1,
+         fixed_order: bool = False, generator: torch.Generator | None = None, device=None,
+         dtype=torch.float32) -> LossDraws:
+    """Draw source orders, times, branch choices and noise for a batch of shape (B, K, N)."""
+    B, K, _ = shape
+    perm = None if fixed_order else random_permutation(B, K, device=device, generator=generator)
+    t = sde.sample_time(B, t_eps, device=device, dtype=dtype, generator=generator)
+    at_T = torch.rand(B, generator=generator, device=device) < p_T
+    t = torch.where(at_T, torch.full_like(t, sde.T), t)
+    z = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+    return LossDraws(perm, t, at_T, z)
+
+
 def score_matching_loss(score_fn: ScoreFn, sde: DiffSepSDE, sources: Tensor, mix: Tensor, *,
                         t_eps: float = 0.03, p_T: float = 0.1, fixed_order: bool = False,
-                        generator: torch.Generator | None = None) -> Tensor:
+                        generator: torch.Generator | None = None,
+                        draws: LossDraws | None = None) -> Tensor:
     """Per-item DiffSep training loss.
 
     Args:
@@ -35,29 +69,29 @@ def score_matching_loss(score_fn: ScoreFn, sde: DiffSepSDE, sources: Tensor, mix
         fixed_order: keep the source order (enhancement: [speech, noise]); otherwise sources are
             shuffled per item and the t = T branch takes the minimum over permutations.
         generator: source of all randomness (times, branch choice, order, noise).
+        draws: use these random draws (see :func:`draw`) instead of drawing from ``generator``.
     Returns:
         (B,) loss per item.
     """
     B, K, N = sources.shape
     if K != sde.n_src:
         raise ValueError(f"sources have K = {K} but the SDE has n_src = {sde.n_src}")
-    dev, dt = sources.device, sources.dtype
-    if not fixed_order:
-        sources = permute(sources, random_permutation(B, K, device=dev, generator=generator))
+    if draws is None:
+        draws = draw(sde, sources.shape, t_eps=t_eps, p_T=p_T, fixed_order=fixed_order,
+                     generator=generator, device=sources.device, dtype=sources.dtype)
+    if draws.perm is not None:
+        sources = permute(sources, draws.perm)
+    t, at_T, z = draws.t.to(sources.dtype), draws.at_T, draws.z.to(sources.dtype)
 
-    t = sde.sample_time(B, t_eps, device=dev, dtype=dt, generator=generator)
-    at_T = torch.rand(B, generator=generator, device=dev) < p_T
-    t = torch.where(at_T, torch.full_like(t, sde.T), t)
-    z = torch.randn(sources.shape, generator=generator, device=dev, dtype=dt)
-
-    mean = torch.where(at_T[:, None, None], sde.prior_mean(mix).to(dt), sde.mean(sources, t))
+    mean = torch.where(at_T[:, None, None], sde.prior_mean(mix).to(sources.dtype), sde.mean(sources, t))
     x_t = mean + sde.mult_L(z, t)
     L_score = sde.mult_L(score_fn(x_t, t, mix), t)
 
     loss = (L_score + z).square().mean(dim=(1, 2))
     if at_T.any():
         loss = loss.clone()
-        loss[at_T] = _loss_at_T(sde, L_score[at_T], z[at_T], sources[at_T], mix[at_T], fixed_order)
+        loss[at_T] = _loss_at_T(sde, L_score[at_T], z[at_T], sources[at_T], mix[at_T],
+                                draws.perm is None)
     return loss
 
 

@@ -137,6 +137,22 @@ def em_sample(score_fn: ScoreFn, sde: DiffSepSDE, mix: Tensor, *, steps: int = 3
 SAMPLERS = {"pc": pc_sample, "ode": ode_sample, "em": em_sample}
 
 
+def sample(score_fn: ScoreFn, sde: DiffSepSDE, mix: Tensor, *, kind: str = "pc", steps: int = 30,
+           snr: float = 0.5, corrector_steps: int = 1, t_eps: float = 0.03,
+           reference_dt: bool = False, solver: str = "heun",
+           generator: torch.Generator | None = None) -> Tensor:
+    """Run the sampler named ``kind`` with the options that apply to it. mix (B, 1, N) -> (B, K, N)."""
+    if kind == "pc":
+        return pc_sample(score_fn, sde, mix, steps=steps, snr=snr, corrector_steps=corrector_steps,
+                         t_eps=t_eps, reference_dt=reference_dt, generator=generator)
+    if kind == "ode":
+        return ode_sample(score_fn, sde, mix, steps=steps, t_eps=t_eps, solver=solver,
+                          generator=generator)
+    if kind == "em":
+        return em_sample(score_fn, sde, mix, steps=steps, t_eps=t_eps, generator=generator)
+    raise ValueError(f"unknown sampler {kind!r}; valid: {', '.join(SAMPLERS)}")
+
+
 def nfe(sampler: str, steps: int, corrector_steps: int = 1, solver: str = "heun") -> int:
     """Number of score evaluations a sampler makes."""
     if sampler == "pc":

@@ -34,13 +34,17 @@ class SeparationDataset(torch.utils.data.Dataset):
         seed: crops are a function of (seed, epoch, index) only, so runs and resumes repeat
             exactly whatever the number of workers; call :meth:`set_epoch` every epoch.
         min_samples: drop items shorter than this (reads only file headers).
+        pad_to_segment: zero-pad shorter items to ``segment`` here, so that every batch has the
+            same length (``length`` is then the padded length).
     """
 
     def __init__(self, items: list[Item], sample_rate: int, segment: int | None = None,
-                 random_crop: bool = True, seed: int = 0, min_samples: int = 0):
+                 random_crop: bool = True, seed: int = 0, min_samples: int = 0,
+                 pad_to_segment: bool = False):
         self.sample_rate = sample_rate
         self.segment = segment if segment and segment > 0 else None
         self.random_crop = random_crop
+        self.pad_to_segment = pad_to_segment
         self.seed = seed
         self.epoch = 0
         self.items, self.lengths = [], []
@@ -78,8 +82,11 @@ class SeparationDataset(torch.utils.data.Dataset):
         sources = [self._read(p, start, frames) for p in it.sources]
         if it.noise_from_mix:
             sources.append(mix - np.sum(sources, axis=0))
-        return {"mix": torch.from_numpy(mix), "sources": torch.from_numpy(np.concatenate(sources)),
-                "length": frames, "name": it.name}
+        mix, sources = torch.from_numpy(mix), torch.from_numpy(np.concatenate(sources))
+        if self.pad_to_segment and self.segment is not None and frames < self.segment:
+            mix = torch.nn.functional.pad(mix, (0, self.segment - frames))
+            sources = torch.nn.functional.pad(sources, (0, self.segment - frames))
+        return {"mix": mix, "sources": sources, "length": mix.shape[-1], "name": it.name}
 
     def _read(self, path: Path, start: int, frames: int) -> np.ndarray:
         x, sr = read_audio(path, start=start, frames=frames)

@@ -1,0 +1,1 @@
+"""Command-line entry points (train, ...). Thin: parse arguments, call the package."""

@@ -1,0 +1,41 @@
+"""python train.py CONFIG.yaml [section.key=value ...]
+
+Single process, or torchrun --nproc_per_node=N train.py CONFIG.yaml ... for DDP. The newest
+checkpoint is RUN_DIR/last.pt; a run restarted with the same run_dir resumes from it.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="train.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config", help="YAML config (see configs/)")
+    p.add_argument("overrides", nargs="*", help="section.key=value, e.g. train.max_steps=1000")
+    args = p.parse_args(argv)
+
+    from ..audio import AudioError
+    from ..checkpoint import CheckpointError
+    from ..config import ConfigError, load_config
+    from ..data.layouts import LayoutError
+    from .. import distributed
+    from ..trainer import Trainer
+
+    try:
+        cfg = load_config(args.config, args.overrides)
+        trainer = Trainer(cfg)
+        step = trainer.run()
+    except (ConfigError, LayoutError, AudioError, CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        distributed.cleanup()
+    if trainer.dist.is_main:
+        print(f"stopped at step {step}; checkpoint: {trainer.run_dir / 'last.pt'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
