@@ -54,7 +54,8 @@ def safe_load(path_or_obj, map_location="cpu") -> dict:
         with torch.serialization.safe_globals(_omegaconf_globals()):
             obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        first = next((ln for ln in lines if "Unsupported global" in ln), lines[0] if lines else "")
         raise CheckpointError(f"{path}: refused to load, it holds objects that are not plain data "
                               f"or an allowed config type ({first})") from None
     except Exception as e:  # corrupt zip, truncated file, not a torch file ...
@@ -108,7 +109,11 @@ def load_model(path_or_ckpt, ema: bool = True, map_location="cpu") -> ScoreModel
     if ckpt.get("format") != FORMAT or "model" not in ckpt:
         raise CheckpointError(f"{where}: neither a diffsep nor a reference DiffSep checkpoint "
                               f"(top-level keys: {sorted(map(str, ckpt))[:8]})")
-    model = ScoreModel(**ckpt["config"]["model"])
+    kwargs = dict(ckpt["config"]["model"])
+    kind = kwargs.pop("kind", "diffsep")
+    if kind != "diffsep":
+        raise CheckpointError(f"{where}: model kind {kind!r} is not a DiffSep score model")
+    model = ScoreModel(**kwargs)
     weights = ckpt["ema"] if ema and ckpt.get("ema") is not None else ckpt["model"]
     _load_weights(model, weights, where)
     return model.eval()

@@ -93,8 +93,10 @@ class Trainer:
 
     # -- state ------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-               "python": random.getstate(), "loss": self.loss_gen.get_state()}
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        rng = {"torch": torch.get_rng_state(), "loss": self.loss_gen.get_state(),
+               "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+               "python": random.getstate()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         return {"format": FORMAT, "model": self.model.state_dict(),
@@ -114,7 +116,8 @@ class Trainer:
         self.best = ck["best"]
         rng = ck["rng"]
         torch.set_rng_state(rng["torch"])
-        np.random.set_state(rng["numpy"])
+        kind, keys, pos, has_gauss, gauss = rng["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
         random.setstate(rng["python"])
         self.loss_gen.set_state(rng["loss"])
         if "cuda" in rng and self.device.type == "cuda":

@@ -1,0 +1,29 @@
+"""Tiny synthetic dataset trees for data and training tests."""
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+
+def tone_sources(n_src: int, n: int, seed: int, sr: int = 8000) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / sr
+    rows = [0.3 * np.sin(2 * np.pi * rng.uniform(100, 900) * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t + k))
+            + 0.02 * rng.standard_normal(n) for k in range(n_src)]
+    return np.stack(rows).astype(np.float32)
+
+
+def make_mix_tree(base: Path, n_items: int, n_src: int = 2, sr: int = 8000, n: int = 4000,
+                  seed: int = 0) -> list[str]:
+    """base/{mix,s1..sK}/itemXX.wav with mix = sum of sources."""
+    names = []
+    for i in range(n_items):
+        s = tone_sources(n_src, n + 97 * i, seed * 1000 + i, sr)
+        name = f"item{i:02d}"
+        for k in range(n_src):
+            (base / f"s{k + 1}").mkdir(parents=True, exist_ok=True)
+            sf.write(base / f"s{k + 1}" / f"{name}.wav", s[k], sr, subtype="FLOAT")
+        (base / "mix").mkdir(parents=True, exist_ok=True)
+        sf.write(base / "mix" / f"{name}.wav", s.sum(0), sr, subtype="FLOAT")
+        names.append(name)
+    return names

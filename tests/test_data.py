@@ -1,0 +1,112 @@
+import csv
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from diffsep.audio import AudioError, read_audio
+from diffsep.data import SeparationDataset, build_items, collate, denormalize, normalize
+from diffsep.data.layouts import LayoutError
+from diffsep.data.sampler import GlobalBatchOrder
+from helpers_audio import make_mix_tree, tone_sources
+
+
+def test_wsj0_mix_layout_and_crops(tmp_path):
+    for split in ("tr", "cv"):
+        make_mix_tree(tmp_path / "wav8k" / "min" / split, 3, n_src=3)
+    items = build_items("wsj0_mix", tmp_path, "tr", n_src=3)
+    assert [it.name for it in items] == ["item00", "item01", "item02"]
+    ds = SeparationDataset(items, 8000, segment=1000, seed=1)
+    a = ds[1]
+    assert a["mix"].shape == (1, 1000) and a["sources"].shape == (3, 1000)
+    torch.testing.assert_close(a["sources"].sum(0), a["mix"][0], atol=1e-5, rtol=0)  # common offset
+    torch.testing.assert_close(ds[1]["mix"], a["mix"])  # crops depend on (seed, epoch, index) only
+    ds.set_epoch(1)
+    assert not torch.equal(ds[1]["mix"], a["mix"])
+    whole = SeparationDataset(items, 8000)
+    assert whole[2]["mix"].shape[-1] == 4000 + 2 * 97
+
+
+def test_librimix_layout(tmp_path):
+    level = tmp_path / "wav8k" / "min"
+    names = make_mix_tree(level / "dev" / "tmp", 2)
+    for sub in ("mix", "s1", "s2"):  # LibriMix names the mixture folder mix_clean
+        (level / "dev" / ("mix_clean" if sub == "mix" else sub)).mkdir(parents=True, exist_ok=True)
+        for n in names:
+            (level / "dev" / "tmp" / sub / f"{n}.wav").rename(
+                level / "dev" / ("mix_clean" if sub == "mix" else sub) / f"{n}.wav")
+    (level / "metadata").mkdir()
+    with open(level / "metadata" / "mixture_dev_mix_clean.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["mixture_ID", "mixture_path", "source_1_path", "source_2_path", "length"])
+        for n in names:  # one absolute-style path from another machine, one relative path
+            w.writerow([n, f"/elsewhere/Libri2Mix/wav8k/min/dev/mix_clean/{n}.wav",
+                        f"wav8k/min/dev/s1/{n}.wav", f"wav8k/min/dev/s2/{n}.wav", 4000])
+    items = build_items("librimix", tmp_path, "dev", mixture="mix_clean")
+    assert [it.name for it in items] == names and items[0].mix.parent.name == "mix_clean"
+    with pytest.raises(LayoutError, match="mixture_test_mix_clean.csv: missing LibriMix metadata"):
+        build_items("librimix", tmp_path, "test")
+
+
+def test_vbdemand_layout_derives_noise(tmp_path):
+    for sub in ("clean", "noisy"):
+        (tmp_path / "train" / sub).mkdir(parents=True)
+    clean = tone_sources(1, 3000, 0, 16000)[0]
+    noise = 0.1 * np.random.default_rng(1).standard_normal(3000).astype(np.float32)
+    sf.write(tmp_path / "train" / "clean" / "p1.wav", clean, 16000, subtype="FLOAT")
+    sf.write(tmp_path / "train" / "noisy" / "p1.wav", clean + noise, 16000, subtype="FLOAT")
+    ds = SeparationDataset(build_items("vbdemand", tmp_path, "train"), 16000)
+    ex = ds[0]
+    np.testing.assert_allclose(ex["sources"][0].numpy(), clean, atol=1e-6)
+    np.testing.assert_allclose(ex["sources"][1].numpy(), noise, atol=1e-6)
+
+
+def test_folder_layout_missing_partner_and_missing_root(tmp_path):
+    make_mix_tree(tmp_path / "set", 2)
+    assert len(build_items("folder", tmp_path, "set")) == 2
+    (tmp_path / "set" / "s2" / "item01.wav").unlink()
+    with pytest.raises(LayoutError, match=r"item01\.wav: missing partner file\(s\) .*s2.item01\.wav"):
+        build_items("folder", tmp_path, "set")
+    with pytest.raises(LayoutError, match="dataset root does not exist"):
+        build_items("folder", tmp_path / "nope", "set")
+    with pytest.raises(LayoutError, match="unknown data.kind 'wsj'; valid: wsj0_mix"):
+        build_items("wsj", tmp_path, "set")
+
+
+def test_broken_file_and_sample_rate_mismatch_give_clear_errors(tmp_path):
+    make_mix_tree(tmp_path / "set", 2)
+    (tmp_path / "set" / "s1" / "item00.wav").write_bytes(b"RIFF garbage")
+    ds = SeparationDataset(build_items("folder", tmp_path, "set"), 8000)
+    with pytest.raises(AudioError, match=r"s1.item00\.wav: unreadable audio"):
+        ds[0]
+    with pytest.raises(AudioError, match=r"item00\.wav: sample rate 8000 Hz, expected 16000 Hz"):
+        SeparationDataset(build_items("folder", tmp_path, "set"), 16000)
+    bad = tmp_path / "nan.wav"
+    sf.write(bad, np.array([0.0, np.nan, 0.1], dtype=np.float32), 8000, subtype="FLOAT")
+    with pytest.raises(AudioError, match=r"nan\.wav: contains NaN or Inf"):
+        read_audio(bad)
+
+
+def test_collate_pads_and_normalisation_round_trip():
+    batch = [{"mix": torch.ones(1, n), "sources": torch.ones(2, n) / 2, "length": n, "name": str(n)}
+             for n in (5, 8)]
+    b = collate(batch)
+    assert b["mix"].shape == (2, 1, 8) and b["lengths"].tolist() == [5, 8]
+    assert b["mix"][0, 0, 5:].abs().sum() == 0
+    s = torch.randn(3, 2, 100) + 0.5
+    mix = s.sum(1, keepdim=True)
+    m, sn, mean, std = normalize(mix, s)
+    torch.testing.assert_close(sn.sum(1, keepdim=True), m)  # sources still sum to the mixture
+    torch.testing.assert_close(m.std(-1), torch.ones(3, 1))
+    torch.testing.assert_close(denormalize(sn, mean, std), s)
+
+
+def test_global_batch_order_splits_the_single_process_batches():
+    single = GlobalBatchOrder(23, batch_size=4, world_size=1, seed=3)
+    ranks = [GlobalBatchOrder(23, batch_size=2, world_size=2, rank=r, seed=3) for r in (0, 1)]
+    assert len(single) == len(ranks[0]) == 5
+    for b, whole in enumerate(single.batches(epoch=2)):
+        assert ranks[0].batches(2)[b] + ranks[1].batches(2)[b] == whole
+    assert single.batches(2, start=3) == single.batches(2)[3:]
+    assert single.batches(2) != single.batches(3)

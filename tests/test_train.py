@@ -1,0 +1,147 @@
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from diffsep.checkpoint import load_model, safe_load
+from diffsep.config import load_config
+from diffsep.trainer import Trainer
+from helpers_audio import make_mix_tree
+
+ROOT = Path(__file__).parents[1]
+
+
+def tiny_cfg(data_root, run_dir, *extra):
+    return load_config(ROOT / "configs" / "tiny.yaml", [
+        "data.kind=folder", f"data.root={data_root}", "data.train_split=tr", "data.valid_split=cv",
+        "data.segment_seconds=0.25", "data.num_workers=0", "model.nf=8", "model.ch_mult=[1,2,2]",
+        "model.attn_resolutions=[128]", "model.init_scale=1.0", f"train.run_dir={run_dir}",
+        "train.batch_size=2", "train.accumulate=2", "train.log_every=1", "train.ckpt_every=1",
+        "train.val_every=0", "train.val_batches=1", "train.val_sep_items=1", "sampler.steps=2",
+        "optim.ema_decay=0.9", *extra])
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    make_mix_tree(root / "tr", 10, n=2500)
+    make_mix_tree(root / "cv", 2, n=2500, seed=1)
+    return root
+
+
+def losses(run_dir):
+    return [r["loss"] for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
+            if "loss" in r]
+
+
+def test_two_step_run_writes_a_self_describing_checkpoint(data_root, tmp_path):
+    cfg = tiny_cfg(data_root, tmp_path / "run", "train.max_steps=2")
+    assert Trainer(cfg).run() == 2
+    run = tmp_path / "run"
+    assert {"last.pt", "best.pt", "config.yaml", "metrics.jsonl"} <= {p.name for p in run.iterdir()}
+    ck = safe_load(run / "last.pt")
+    assert ck["step"] == 2 and ck["config"]["model"]["nf"] == 8
+    assert not list(run.glob("*.tmp"))
+    model = load_model(run / "last.pt")  # the checkpoint alone rebuilds the model (EMA weights)
+    assert torch.equal(model.backbone.output_layer.bias, ck["ema"]["backbone.output_layer.bias"])
+    recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert any("val_si_sdr" in r and "val_loss" in r for r in recs)
+
+
+def test_interrupted_and_resumed_run_equals_uninterrupted_run(data_root, tmp_path):
+    # 10 items, global batch 2, accumulate 2: 2 steps per epoch, so 5 steps cross two epochs
+    full = Trainer(tiny_cfg(data_root, tmp_path / "full", "train.max_steps=5"))
+    full.run()
+    Trainer(tiny_cfg(data_root, tmp_path / "part", "train.max_steps=3")).run()
+    resumed = Trainer(tiny_cfg(data_root, tmp_path / "part", "train.max_steps=5"))
+    resumed.run()
+    assert losses(tmp_path / "part") == losses(tmp_path / "full")
+    for a, b in zip(full.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+    for a, b in zip(full.ema.module.state_dict().values(), resumed.ema.module.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_ema_update_arithmetic():
+    net = torch.nn.Linear(3, 2)
+    ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(0.9))
+    w0 = net.weight.detach().clone()
+    ema.update_parameters(net)  # first update copies
+    torch.testing.assert_close(ema.module.weight, w0)
+    with torch.no_grad():
+        net.weight.add_(1.0)
+    ema.update_parameters(net)
+    torch.testing.assert_close(ema.module.weight, 0.9 * w0 + 0.1 * (w0 + 1.0))
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _capture_grads(trainer, out):
+    """Save the (clipped, averaged) gradients of the first optimizer step to ``out``."""
+    zero_grad = trainer.opt.zero_grad
+
+    def capture(*args, **kwargs):
+        if not Path(out).exists():
+            torch.save({n: p.grad.clone() for n, p in trainer.model.named_parameters()
+                        if p.grad is not None}, out)
+        zero_grad(*args, **kwargs)
+
+    trainer.opt.zero_grad = capture
+
+
+def _ddp_worker(rank, world, port, data_root, run_dir, out):
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    cfg = tiny_cfg(data_root, run_dir, "train.max_steps=1", "train.batch_size=1", "train.accumulate=2",
+                   "train.device=cpu")
+    tr = Trainer(cfg)
+    _capture_grads(tr, f"{out}.rank{rank}")
+    tr.run()
+    torch.distributed.destroy_process_group()
+
+
+def test_ddp_two_processes_equal_one_process_on_the_same_global_batch(data_root, tmp_path):
+    """Global batch 2 x 2 accumulated: 2 processes with 1 item each == 1 process with 2 items."""
+    out = tmp_path / "grads"
+    mp.start_processes(_ddp_worker, args=(2, _free_port(), data_root, tmp_path / "ddp", out),
+                       nprocs=2, start_method="spawn")
+    single = Trainer(tiny_cfg(data_root, tmp_path / "one", "train.max_steps=1", "train.batch_size=2",
+                              "train.accumulate=2"))
+    _capture_grads(single, tmp_path / "single")
+    single.run()
+    want = torch.load(tmp_path / "single", weights_only=True)
+    scale = max(g.abs().max().item() for g in want.values())
+    for rank in (0, 1):  # every rank holds the same averaged gradient
+        got = torch.load(f"{out}.rank{rank}", weights_only=True)
+        assert got.keys() == want.keys()
+        assert len(want) == sum(p.requires_grad for p in single.model.parameters())
+        for k, g in want.items():
+            torch.testing.assert_close(got[k], g, rtol=1e-4, atol=1e-6 * scale)
+    assert losses(tmp_path / "ddp") == pytest.approx(losses(tmp_path / "one"), rel=1e-5)
+
+
+def test_sigterm_saves_and_exits_cleanly(data_root, tmp_path):
+    run = tmp_path / "sig"
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+            "import os, signal, test_train as T; from diffsep.trainer import Trainer; "
+            f"tr = Trainer(T.tiny_cfg({str(data_root)!r}, {str(run)!r}, 'train.max_steps=1000', "
+            "'train.ckpt_every=1000')); orig = tr.train_step; "
+            "tr.train_step = lambda b: (orig(b), os.kill(os.getpid(), signal.SIGTERM) if tr.step == 3 else None)[0]; "
+            "print('step', tr.run())")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         cwd=ROOT)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "step 3" in res.stdout
+    assert safe_load(run / "last.pt")["step"] == 3
