@@ -1,12 +1,12 @@
-"""python -m diffsep.bench {score} [options]"""
+"""python -m diffsep.bench {score,train} [options]"""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from . import score
+from . import score, train
 
-BENCHES = {"score": score}
+BENCHES = {"score": score, "train": train}
 
 
 def main(argv=None) -> int:
