@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import socket
 import subprocess
@@ -145,3 +146,15 @@ def test_sigterm_saves_and_exits_cleanly(data_root, tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     assert "step 3" in res.stdout
     assert safe_load(run / "last.pt")["step"] == 3
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_autocast_training_steps_run(data_root, tmp_path, amp):
+    tr = Trainer(tiny_cfg(data_root, tmp_path / amp, "train.max_steps=2", f"train.amp={amp}",
+                          "train.val_sep_items=0"))
+    before = [p.detach().clone() for p in tr.model.parameters()]
+    tr.run()
+    assert len(losses(tmp_path / amp)) == 2 and all(math.isfinite(x) for x in losses(tmp_path / amp))
+    assert any(not torch.equal(a, b) for a, b in zip(before, tr.model.parameters()))
+    assert tr.scaler.is_enabled() == (amp == "fp16")
+    assert safe_load(tmp_path / amp / "last.pt")["scaler"] is not None
