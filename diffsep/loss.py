@@ -89,7 +89,6 @@ def score_matching_loss(score_fn: ScoreFn, sde: DiffSepSDE, sources: Tensor, mix
 
     loss = (L_score + z).square().mean(dim=(1, 2))
     if at_T.any():
-        loss = loss.clone()
         loss[at_T] = _loss_at_T(sde, L_score[at_T], z[at_T], sources[at_T], mix[at_T],
                                 draws.perm is None)
     return loss

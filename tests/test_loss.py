@@ -13,7 +13,7 @@ def batch(K, B=4, N=600, dtype=torch.float64):
     return torch.cat([s for s, _ in items]), torch.cat([m for _, m in items])
 
 
-def exact_score_for(sde, sources, at_T_order=None):
+def exact_score_for(sde, sources):
     """Exact score of p(x_t | s) for the given source order."""
     return lambda x, t, mix: sde.exact_score(x, t, sources)
 

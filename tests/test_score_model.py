@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from diffsep.checkpoint import (CheckpointError, from_reference, load_model, read_reference_config,
-                                safe_load, save_checkpoint)
+                                save_checkpoint)
 from diffsep.score_model import ScoreModel
 from conftest import DEVICES
 
