@@ -55,6 +55,13 @@ def build_datasets(cfg: Config) -> tuple[SeparationDataset, SeparationDataset]:
     return train, valid
 
 
+def _ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader workers leave SIGINT/SIGTERM to the main process, which saves and stops them.
+    (Ctrl-C and `timeout`/schedulers signal the whole process group.)"""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 class Trainer:
     """Build everything from a Config; :meth:`run` trains until ``train.max_steps``."""
 
@@ -63,8 +70,7 @@ class Trainer:
         t = cfg.train
         if t.amp not in AMP_DTYPES:
             raise ValueError(f"unknown train.amp {t.amp!r}; valid: {', '.join(AMP_DTYPES)}")
-        self.device = resolve_device(t.device)
-        self.dist = distributed.setup(self.device.type)
+        self.dist = distributed.setup(resolve_device(t.device).type)
         self.device = resolve_device(t.device, self.dist.local_rank)
         self.run_dir = Path(t.run_dir)
         torch.manual_seed(t.seed)  # identical initial weights on every rank
@@ -243,7 +249,6 @@ class Trainer:
 
     def run(self) -> int:
         """Train to train.max_steps (or until SIGINT/SIGTERM). Returns the final step."""
-        t = self.cfg.train
         self.run_dir.mkdir(parents=True, exist_ok=True)
         path = self.resume_path()
         if path is not None:
@@ -273,7 +278,8 @@ class Trainer:
             batches = self.order.batches(self.epoch, start=self.batch_in_epoch)
             batches = batches[:len(batches) - len(batches) % t.accumulate]
             loader = torch.utils.data.DataLoader(self.train_set, batch_sampler=batches,
-                                                 collate_fn=collate, num_workers=self.cfg.data.num_workers)
+                                                 collate_fn=collate, num_workers=self.cfg.data.num_workers,
+                                                 worker_init_fn=_ignore_stop_signals)
             it = iter(loader)
             for _ in range(len(batches) // t.accumulate):
                 scalars = self.train_step([next(it) for _ in range(t.accumulate)])
