@@ -16,6 +16,7 @@ import os
 import pickle
 import tempfile
 import typing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -224,3 +225,47 @@ def from_reference(ckpt, ema: bool = True, **overrides) -> ScoreModel:
     model = ScoreModel(**kwargs)
     _load_weights(model.backbone, w["backbone"], where)
     return model.eval()
+
+
+# -- inference ---------------------------------------------------------------------------------------
+@dataclass
+class InferenceModel:
+    """What inference needs from a checkpoint: the network (eval mode, CPU) and its settings.
+
+    kind: "diffsep"; sde: DiffSepSDE keyword arguments (n_src excluded); sampler: the sampler
+    settings the model was validated with; sample_rate: the rate it was trained at;
+    fixed_order: sources come in a fixed order (enhancement: speech, noise).
+    """
+    model: torch.nn.Module
+    kind: str
+    n_src: int
+    sample_rate: int
+    sde: dict = field(default_factory=dict)
+    sampler: dict = field(default_factory=dict)
+    fixed_order: bool = False
+    origin: str = "diffsep"
+
+
+def load_inference(path_or_ckpt, ema: bool = True) -> InferenceModel:
+    """Read one of our checkpoints or a reference DiffSep one (detected) for inference."""
+    where = path_or_ckpt if not isinstance(path_or_ckpt, dict) else "checkpoint"
+    ckpt = safe_load(path_or_ckpt)
+    if is_reference(ckpt):
+        ref = read_reference_config(ckpt)
+        s = ref["sampler"]
+        sampler = {k: v for k, v in (("steps", s.get("N")), ("snr", s.get("snr")),
+                                     ("corrector_steps", s.get("corrector_steps")),
+                                     ("t_eps", ref.get("t_eps"))) if v is not None}
+        model = from_reference(ckpt, ema=ema)
+        return InferenceModel(model, "diffsep", model.n_src, int(ref["fs"] or 8000), ref["sde"],
+                              sampler, origin="reference")
+    model = load_model(ckpt, ema=ema) if ckpt.get("format") == FORMAT else None
+    if model is None:
+        raise CheckpointError(f"{where}: neither a diffsep nor a reference DiffSep checkpoint "
+                              f"(top-level keys: {sorted(map(str, ckpt))[:8]})")
+    cfg = ckpt.get("config") or {}
+    sde = {k: v for k, v in (cfg.get("sde") or {}).items()}
+    return InferenceModel(model, "diffsep", model.n_src,
+                          int((cfg.get("data") or {}).get("sample_rate", 8000)), sde,
+                          dict(cfg.get("sampler") or {}),
+                          bool((cfg.get("loss") or {}).get("fixed_order", False)))
