@@ -52,3 +52,46 @@ def read_audio(path, *, start: int = 0, frames: int = -1, allow_silent: bool = T
 def _first_line(e: Exception) -> str:
     s = str(e).strip()
     return s.splitlines()[0] if s else type(e).__name__
+
+
+def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """Band-limited resampling with soxr (high quality). x (C, N) float -> (C, M) float32."""
+    if sr_in == sr_out:
+        return np.asarray(x, dtype=np.float32)
+    import soxr
+
+    y = soxr.resample(np.ascontiguousarray(np.asarray(x, dtype=np.float32).T), sr_in, sr_out, quality="HQ")
+    return np.ascontiguousarray(y.reshape(y.shape[0], -1).T)
+
+
+SUBTYPES = {".wav": "FLOAT", ".flac": "PCM_24", ".ogg": "VORBIS"}
+
+
+def write_audio_group(items: list[tuple[Path, np.ndarray]], sample_rate: int,
+                      subtype: str | None = None) -> None:
+    """Write several files all or nothing: each (path, x (C, N) or (N,)) goes to a temporary file
+    in its own folder, and only when all are written are they renamed into place. The default
+    subtype is float WAV (no clipping), 24-bit FLAC or Vorbis, by extension."""
+    import os
+    import tempfile
+
+    import soundfile as sf
+
+    temps = []
+    try:
+        for path, x in items:
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+            os.close(fd)
+            temps.append((tmp, path))
+            x = np.asarray(x, dtype=np.float32)
+            sf.write(tmp, x.T if x.ndim == 2 else x, sample_rate,
+                     subtype=subtype or SUBTYPES.get(path.suffix.lower()),
+                     format=path.suffix.lstrip(".").upper() or None)
+        for tmp, path in temps:
+            os.replace(tmp, path)
+    finally:
+        for tmp, _ in temps:
+            if os.path.exists(tmp):
+                os.unlink(tmp)

@@ -1,0 +1,166 @@
+"""Scoring separated utterances: per-utterance metrics after permutation matching, PESQ / STOI in
+a pool of worker processes, and the summary files (CSV, summary.json, markdown table).
+
+Metric keys: si_sdr, si_sdri, sdr (dB), pesq, estoi, stoi; each is the mean over the scored
+sources of one utterance.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .metrics import pesq, pesq_mode, pit_si_sdr, sdr, si_sdr, stoi
+
+METRICS = ("si_sdr", "si_sdri", "sdr", "pesq", "estoi", "stoi")
+
+
+def match_sources(est: np.ndarray, ref: np.ndarray, fixed_order: bool = False) -> np.ndarray:
+    """Estimates reordered to match the references by SI-SDR (unless ``fixed_order``).
+    est (K, N), ref (K, N) -> (K, N)."""
+    if fixed_order:
+        return est
+    _, perm = pit_si_sdr(torch.from_numpy(est)[None].double(), torch.from_numpy(ref)[None].double())
+    return est[perm[0].numpy()]
+
+
+def signal_metrics(est: np.ndarray, ref: np.ndarray, mix: np.ndarray | None,
+                   n_scored: int | None = None) -> dict:
+    """SI-SDR, SI-SDRi (when the mixture is given) and SDR, averaged over the first ``n_scored``
+    sources (all by default) of already matched est, ref (K, N); mix (N,)."""
+    k = n_scored or ref.shape[0]
+    e, r = torch.from_numpy(est[:k]).double(), torch.from_numpy(ref[:k]).double()
+    out = {"si_sdr": si_sdr(e, r).mean().item(), "sdr": sdr(e, r).mean().item()}
+    if mix is not None:
+        m = torch.from_numpy(np.broadcast_to(mix, r.shape).copy()).double()
+        out["si_sdri"] = out["si_sdr"] - si_sdr(m, r).mean().item()
+    return out
+
+
+def perceptual_metrics(est: np.ndarray, ref: np.ndarray, sample_rate: int,
+                       n_scored: int | None = None) -> dict:
+    """PESQ, ESTOI and STOI averaged over the first ``n_scored`` sources of matched (K, N) arrays.
+    Runs in a worker process."""
+    k = n_scored or ref.shape[0]
+    vals = {"pesq": [], "estoi": [], "stoi": []}
+    for e, r in zip(est[:k], ref[:k]):
+        vals["pesq"].append(pesq(e, r, sample_rate))
+        vals["estoi"].append(stoi(e, r, sample_rate, extended=True))
+        vals["stoi"].append(stoi(e, r, sample_rate))
+    return {key: float(np.mean(v)) for key, v in vals.items()}
+
+
+def summarize(values) -> dict:
+    """mean, median, std, 95 % confidence interval of the mean (Student t) and count of the finite
+    values."""
+    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
+    n = len(x)
+    if n == 0:
+        return {"mean": None, "median": None, "std": None, "ci95": None, "count": 0}
+    std = float(x.std(ddof=1)) if n > 1 else 0.0
+    half = 0.0
+    if n > 1:
+        from scipy.stats import t
+
+        half = float(t.ppf(0.975, n - 1) * std / math.sqrt(n))
+    mean = float(x.mean())
+    return {"mean": mean, "median": float(np.median(x)), "std": std,
+            "ci95": [mean - half, mean + half], "count": n}
+
+
+class Evaluator:
+    """Collects per-utterance results; PESQ / STOI run in ``jobs`` worker processes (0: inline).
+
+    add(name, est, ref, mix, sample_rate, **extra) scores one utterance (est, ref (K, N) at the
+    same rate; mix (N,) or None); finish(out_dir) waits for the workers and writes
+    results.csv, summary.json and summary.md.
+    """
+
+    def __init__(self, jobs: int = 2, fixed_order: bool = False, n_scored: int | None = None,
+                 perceptual: bool = True):
+        self.fixed_order, self.n_scored, self.perceptual = fixed_order, n_scored, perceptual
+        self.rows: list[dict] = []
+        self.pending: list[tuple[dict, Future]] = []
+        self.pool: Executor | None = ProcessPoolExecutor(jobs) if perceptual and jobs > 0 else None
+        self.pesq_modes: set[str] = set()
+
+    def add(self, name: str, est: np.ndarray, ref: np.ndarray, mix: np.ndarray | None,
+            sample_rate: int, **extra) -> np.ndarray:
+        """Score one utterance; returns the matched estimates (K, N)."""
+        if est.shape != ref.shape:
+            raise ValueError(f"{name}: estimates {est.shape} and references {ref.shape} differ")
+        est = match_sources(est, ref, self.fixed_order)
+        row = {"name": name, **signal_metrics(est, ref, mix, self.n_scored), **extra}
+        self.rows.append(row)
+        if self.perceptual:
+            self.pesq_modes.add(pesq_mode(sample_rate)[0])
+            args = (est, ref, sample_rate, self.n_scored)
+            if self.pool is None:
+                row.update(perceptual_metrics(*args))
+            else:
+                self.pending.append((row, self.pool.submit(perceptual_metrics, *args)))
+        return est
+
+    def close(self) -> None:
+        for row, fut in self.pending:
+            row.update(fut.result())
+        self.pending.clear()
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
+
+    def summary(self) -> dict:
+        self.close()
+        return {key: summarize(r.get(key) for r in self.rows) for key in METRICS
+                if any(key in r for r in self.rows)}
+
+    def finish(self, out_dir: Path, info: dict | None = None) -> dict:
+        """Write results.csv, summary.json (per metric key: mean, median, std, ci95, count; plus
+        ``info``) and summary.md. Returns the summary."""
+        summary = self.summary()
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        keys = ["name"] + [k for k in METRICS if k in summary]
+        keys += sorted({k for r in self.rows for k in r} - set(keys))
+        _atomic_text(out_dir / "results.csv", _csv_text(self.rows, keys))
+        meta = {**(info or {}), "utterances": len(self.rows)}
+        if self.pesq_modes:
+            meta["pesq_mode"] = "/".join(sorted(self.pesq_modes))
+        _atomic_text(out_dir / "summary.json", json.dumps({**summary, "info": meta}, indent=2) + "\n")
+        _atomic_text(out_dir / "summary.md", markdown_table(summary))
+        return summary
+
+
+def markdown_table(summary: dict) -> str:
+    lines = ["| metric | mean | 95% CI | median | std | count |", "|---|---|---|---|---|---|"]
+    for key, s in summary.items():
+        if s["count"] == 0:
+            lines.append(f"| {key} | – | – | – | – | 0 |")
+            continue
+        lo, hi = s["ci95"]
+        lines.append(f"| {key} | {s['mean']:.3f} | [{lo:.3f}, {hi:.3f}] | {s['median']:.3f} | "
+                     f"{s['std']:.3f} | {s['count']} |")
+    return "\n".join(lines) + "\n"
+
+
+def _csv_text(rows: list[dict], keys: list[str]) -> str:
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
