@@ -39,6 +39,7 @@ def read_audio(path, *, start: int = 0, frames: int = -1, allow_silent: bool = T
         x, sr = sf.read(str(path), start=start, frames=frames, dtype="float32", always_2d=True)
     except Exception as e:
         raise AudioError(f"{path}: unreadable audio ({_first_line(e)})") from None
+    _check_wav_complete(path)
     x = x.T
     if x.shape[1] == 0:
         raise AudioError(f"{path}: empty audio (0 samples)")
@@ -47,6 +48,31 @@ def read_audio(path, *, start: int = 0, frames: int = -1, allow_silent: bool = T
     if not allow_silent and not np.any(x):
         raise AudioError(f"{path}: digital silence (all samples are zero)")
     return np.ascontiguousarray(x), int(sr)
+
+
+def _check_wav_complete(path: Path) -> None:
+    """Refuse a RIFF/WAVE file whose data chunk is shorter than its header declares (a truncated
+    copy or an interrupted write; libsndfile would silently return the part that is there)."""
+    import struct
+
+    if path.suffix.lower() != ".wav":
+        return
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            cid, n = struct.unpack("<4sI", f.read(8))
+            if cid == b"data":
+                have = size - pos - 8
+                if n not in (0, 0xFFFFFFFF) and n > have:
+                    raise AudioError(f"{path}: truncated WAV (header declares {n} bytes of audio, "
+                                     f"the file holds {have})")
+                return
+            pos += 8 + n + (n & 1)
 
 
 def _first_line(e: Exception) -> str:

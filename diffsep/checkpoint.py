@@ -56,9 +56,14 @@ def safe_load(path_or_obj, map_location="cpu") -> dict:
             obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        first = next((ln for ln in lines if "Unsupported global" in ln), lines[0] if lines else "")
+        unsafe = next((ln for ln in lines if "global" in ln.lower()), None)
+        if unsafe is None:
+            reason = next((ln for ln in lines if "operand" in ln or "load key" in ln),
+                          type(e).__name__)
+            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (corrupt or another "
+                                  f"format: {reason})") from None
         raise CheckpointError(f"{path}: refused to load, it holds objects that are not plain data "
-                              f"or an allowed config type ({first})") from None
+                              f"or an allowed config type ({unsafe})") from None
     except Exception as e:  # corrupt zip, truncated file, not a torch file ...
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from None
     if not isinstance(obj, dict):

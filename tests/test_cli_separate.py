@@ -1,0 +1,145 @@
+"""separate.py end to end: folders, bad inputs, resampling, chunking, skip/overwrite, models."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from diffsep.cli.separate import collect_inputs, main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def voice(n, sr=8000, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / sr
+    return (0.3 * np.sin(2 * np.pi * 180 * t) + 0.2 * np.sin(2 * np.pi * 310 * t + 1)
+            + 0.01 * rng.standard_normal(n)).astype(np.float32)
+
+
+@pytest.fixture
+def bad_folder(tmp_path):
+    d = tmp_path / "in"
+    d.mkdir()
+    sf.write(d / "good.wav", voice(4000), 8000, subtype="PCM_16")
+    sf.write(d / "rate16k.flac", voice(8000, 16000), 16000)
+    sf.write(d / "stereo.wav", np.stack([voice(4000), voice(4000, seed=1)], 1), 8000)
+    sf.write(d / "empty.wav", np.zeros(0, np.float32), 8000)
+    sf.write(d / "silent.wav", np.zeros(4000, np.float32), 8000)
+    sf.write(d / "one_sample.wav", np.ones(1, np.float32) * 0.1, 8000)
+    nan = voice(4000)
+    nan[100] = np.nan
+    sf.write(d / "nan.wav", nan, 8000, subtype="FLOAT")
+    sf.write(d / "full.wav", voice(4000), 8000, subtype="PCM_16")
+    raw = (d / "full.wav").read_bytes()
+    (d / "truncated.wav").write_bytes(raw[:len(raw) // 2])
+    (d / "full.wav").unlink()
+    (d / "notaudio.wav").write_text("this is not audio\n")
+    return d
+
+
+def test_bad_inputs_are_reported_and_the_rest_completes(bad_folder, tmp_path, tiny_checkpoint, capsys):
+    out = tmp_path / "out"
+    rc = main([str(bad_folder), str(bad_folder / "missing.wav"), "-o", str(out),
+               "--model", str(tiny_checkpoint), "--device", "cpu", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    expected = {"empty.wav": "empty", "silent.wav": "silence", "one_sample.wav": "too short",
+                "nan.wav": "NaN", "truncated.wav": "truncated", "notaudio.wav": "unreadable",
+                "stereo.wav": "channels", "missing.wav": "no such file"}
+    failed = [ln for ln in err.splitlines() if ln.strip().startswith("failed:")]
+    assert len(failed) == len(expected)
+    for name, reason in expected.items():
+        assert any(name in ln and reason in ln for ln in failed), (name, failed)
+    for k in (1, 2):
+        assert sf.info(out / f"s{k}" / "good.wav").frames == 4000
+        info = sf.info(out / f"s{k}" / "rate16k.wav")  # written back at the input's rate
+        assert (info.samplerate, info.frames) == (16000, 8000)
+    written = sorted(p.name for p in out.rglob("*") if p.is_file())
+    assert written == ["good.wav", "good.wav", "rate16k.wav", "rate16k.wav"]  # no temporaries left
+
+
+def test_skip_existing_overwrite_and_downmix(bad_folder, tmp_path, tiny_checkpoint, capsys):
+    out = tmp_path / "out"
+    args = [str(bad_folder / "good.wav"), str(bad_folder / "stereo.wav"), "-o", str(out),
+            "--model", str(tiny_checkpoint), "--device", "cpu", "--quiet", "--downmix"]
+    assert main(args) == 0
+    target = out / "s1" / "good.wav"
+    first = target.read_bytes()
+    os.utime(target, (1, 1))
+    assert main(args) == 0 and target.stat().st_mtime == 1  # skipped
+    assert "2 already done" in capsys.readouterr().err
+    assert main(args + ["--overwrite", "--seed", "3"]) == 0
+    assert target.stat().st_mtime != 1 and target.read_bytes() != first
+    assert sf.info(out / "s2" / "stereo.wav").frames == 4000
+
+
+def test_long_input_in_chunks_keeps_its_length(tmp_path, tiny_checkpoint):
+    sf.write(tmp_path / "long.wav", voice(8000 * 3 + 17), 8000)
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "long.wav"), "-o", str(out), "--model", str(tiny_checkpoint),
+                 "--chunk-seconds", "1", "--overlap-seconds", "0.25", "--batch-size", "2",
+                 "--quiet", "--device", "cpu", "--format", "flac", "--output-rate", "model"]) == 0
+    x, sr = sf.read(out / "s2" / "long.flac")
+    assert sr == 8000 and len(x) == 8000 * 3 + 17 and np.isfinite(x).all() and np.abs(x).max() > 0
+
+
+def test_inputs_from_folders_globs_and_recursion(tmp_path):
+    (tmp_path / "a" / "sub").mkdir(parents=True)
+    for p in ("a/x.wav", "a/sub/y.flac", "a/notes.txt"):
+        (tmp_path / p).write_bytes(b"")
+    names = lambda jobs: sorted(j.name for j in jobs)  # noqa: E731
+    assert names(collect_inputs([str(tmp_path / "a")])) == ["x"]
+    assert names(collect_inputs([str(tmp_path / "a")], recursive=True)) == ["sub/y", "x"]
+    assert names(collect_inputs([str(tmp_path / "a" / "**" / "*.flac")])) == ["y"]
+    assert len(collect_inputs([str(tmp_path / "a"), str(tmp_path / "a" / "x.wav")])) == 1
+
+
+def test_reference_checkpoint_separates_through_model_option(tmp_path, reference_fixture):
+    ckpt = tmp_path / "epoch=0-step=0.ckpt"  # a reference (Lightning) checkpoint file
+    torch.save(reference_fixture["checkpoint"], ckpt)
+    sf.write(tmp_path / "mix.wav", voice(6000), 8000)
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "mix.wav"), "-o", str(out), "--model", str(ckpt),
+                 "--steps", "2", "--device", "cpu", "--quiet"]) == 0
+    for k in (1, 2):
+        x, sr = sf.read(out / f"s{k}" / "mix.wav")
+        assert sr == 8000 and len(x) == 6000 and np.isfinite(x).all()
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path, capsys):
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"garbage")
+    sf.write(tmp_path / "mix.wav", voice(4000), 8000)
+    assert main([str(tmp_path / "mix.wav"), "-o", str(tmp_path / "o"), "--model", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "model.pt" in err and "not a readable PyTorch checkpoint" in err
+
+
+def _run_separate(args, env):
+    return subprocess.run([sys.executable, str(ROOT / "separate.py"), *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_hub_model_from_the_local_cache_and_offline_error(tmp_path, tiny_checkpoint):
+    cache = tmp_path / "hub"
+    snap = cache / "models--someone--tiny" / "snapshots" / "0123abcd"
+    snap.mkdir(parents=True)
+    shutil.copy(tiny_checkpoint, snap / "checkpoint.pt")
+    (cache / "models--someone--tiny" / "refs").mkdir()
+    (cache / "models--someone--tiny" / "refs" / "main").write_text("0123abcd")
+    sf.write(tmp_path / "mix.wav", voice(4000), 8000)
+    env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    r = _run_separate([str(tmp_path / "mix.wav"), "-o", str(tmp_path / "out"), "--model",
+                       "hf://someone/tiny", "--quiet", "--device", "cpu"], env)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "out" / "s2" / "mix.wav").is_file()
+    r = _run_separate([str(tmp_path / "mix.wav"), "-o", str(tmp_path / "out2"), "--model",
+                       "hf://fakufaku/diffsep", "--quiet"], env)
+    assert r.returncode == 2
+    assert "hf://fakufaku/diffsep: cannot reach the Hugging Face Hub" in r.stderr
