@@ -1,12 +1,12 @@
-"""python -m diffsep.bench {score,train} [options]"""
+"""python -m diffsep.bench {score,train,separate} [options]"""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from . import score, train
+from . import score, separate, train
 
-BENCHES = {"score": score, "train": train}
+BENCHES = {"score": score, "train": train, "separate": separate}
 
 
 def main(argv=None) -> int:
