@@ -89,12 +89,16 @@ def atomic_save(obj: Any, path) -> None:
 
 
 # -- our format ----------------------------------------------------------------------------------
-def save_checkpoint(path, model: ScoreModel, *, ema: dict | None = None, optimizer: dict | None = None,
+def save_checkpoint(path, model: torch.nn.Module, *, ema: dict | None = None, optimizer: dict | None = None,
                     step: int = 0, config: dict | None = None, **extra) -> None:
-    """Write a self-describing checkpoint atomically. ``config["model"]`` defaults to the model's
-    constructor arguments."""
+    """Write a self-describing checkpoint atomically. ``config["model"]`` (and for Conv-TasNet
+    ``config["convtasnet"]``) default to the model's constructor arguments."""
     config = dict(config or {})
-    config.setdefault("model", dict(model.init_kwargs))
+    kwargs = dict(model.init_kwargs)
+    if type(model).__name__ == "ConvTasNet":
+        config.setdefault("model", {"kind": "convtasnet", "n_src": kwargs.pop("n_src")})
+        config.setdefault("convtasnet", kwargs)
+    config.setdefault("model", {"kind": "diffsep", **kwargs})
     atomic_save({"format": FORMAT, "model": model.state_dict(), "ema": ema, "optimizer": optimizer,
                  "step": int(step), "config": config, **extra}, path)
 
@@ -105,8 +109,9 @@ def is_reference(ckpt: dict) -> bool:
     return isinstance(sd, dict) and any(str(k).startswith(BACKBONE_PREFIX) for k in sd)
 
 
-def load_model(path_or_ckpt, ema: bool = True, map_location="cpu") -> ScoreModel:
-    """Rebuild a ScoreModel from one of our checkpoints or a reference one (detected).
+def load_model(path_or_ckpt, ema: bool = True, map_location="cpu") -> torch.nn.Module:
+    """Rebuild the model (ScoreModel or ConvTasNet) of one of our checkpoints, or the ScoreModel of
+    a reference one (detected).
     ``ema`` selects the EMA weights where the checkpoint has them. Returns the model in eval mode."""
     ckpt = safe_load(path_or_ckpt, map_location)
     if is_reference(ckpt):
@@ -115,11 +120,12 @@ def load_model(path_or_ckpt, ema: bool = True, map_location="cpu") -> ScoreModel
     if ckpt.get("format") != FORMAT or "model" not in ckpt:
         raise CheckpointError(f"{where}: neither a diffsep nor a reference DiffSep checkpoint "
                               f"(top-level keys: {sorted(map(str, ckpt))[:8]})")
-    kwargs = dict(ckpt["config"]["model"])
-    kind = kwargs.pop("kind", "diffsep")
-    if kind != "diffsep":
-        raise CheckpointError(f"{where}: model kind {kind!r} is not a DiffSep score model")
-    model = ScoreModel(**kwargs)
+    from .models import build_model
+
+    try:
+        model = build_model(ckpt["config"]["model"], ckpt["config"].get("convtasnet"))
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{where}: cannot rebuild the model from its config ({e})") from None
     weights = ckpt["ema"] if ema and ckpt.get("ema") is not None else ckpt["model"]
     _load_weights(model, weights, where)
     return model.eval()
@@ -237,7 +243,7 @@ def from_reference(ckpt, ema: bool = True, **overrides) -> ScoreModel:
 class InferenceModel:
     """What inference needs from a checkpoint: the network (eval mode, CPU) and its settings.
 
-    kind: "diffsep"; sde: DiffSepSDE keyword arguments (n_src excluded); sampler: the sampler
+    kind: "diffsep" | "convtasnet"; sde: DiffSepSDE keyword arguments (n_src excluded); sampler: the sampler
     settings the model was validated with; sample_rate: the rate it was trained at;
     fixed_order: sources come in a fixed order (enhancement: speech, noise).
     """
@@ -270,7 +276,7 @@ def load_inference(path_or_ckpt, ema: bool = True) -> InferenceModel:
                               f"(top-level keys: {sorted(map(str, ckpt))[:8]})")
     cfg = ckpt.get("config") or {}
     sde = {k: v for k, v in (cfg.get("sde") or {}).items()}
-    return InferenceModel(model, "diffsep", model.n_src,
+    return InferenceModel(model, cfg["model"].get("kind", "diffsep"), model.n_src,
                           int((cfg.get("data") or {}).get("sample_rate", 8000)), sde,
                           dict(cfg.get("sampler") or {}),
                           bool((cfg.get("loss") or {}).get("fixed_order", False)))

@@ -13,7 +13,7 @@ from typing import Any
 
 @dataclass
 class ModelConfig:
-    kind: str = "diffsep"  # model family: diffsep (score network)
+    kind: str = "diffsep"  # model family: diffsep (score network) | convtasnet (settings: convtasnet section)
     n_src: int = 2  # number of sources K (enhancement: 2 = [speech, noise])
     nf: int = 128  # NCSN++ base width (paper: 128, about 65.6 M parameters; 64: 16.5 M)
     ch_mult: list[int] = field(default_factory=lambda: [1, 1, 2, 2, 2, 2, 2])  # width per level
@@ -27,6 +27,21 @@ class ModelConfig:
     spec_factor: float = 0.15  # β of the compression c(X) = β |X|^α e^{i∠X} (0.33 for nf 64)
     spec_abs_exponent: float = 0.5  # α of the compression
     transform: str = "exponent"  # compression: exponent | log | none
+
+
+@dataclass
+class ConvTasNetConfig:
+    N: int = 512  # encoder filters
+    L: int = 16  # encoder filter length in samples (stride L/2)
+    B: int = 128  # bottleneck channels
+    H: int = 512  # channels inside each convolutional block
+    P: int = 3  # depthwise kernel size
+    X: int = 8  # blocks per repeat (dilations 1 ... 2^(X-1))
+    R: int = 3  # repeats
+    Sc: int = 128  # skip-connection channels
+    norm: str = "gln"  # gln (global, non-causal) | cln (cumulative, causal) | bn
+    causal: bool = False  # left-only padding of the depthwise convolutions (needs norm cln or bn)
+    mask_activation: str = "sigmoid"  # sigmoid | softmax (over sources) | relu
 
 
 @dataclass
@@ -77,6 +92,9 @@ class OptimConfig:
     weight_decay: float = 0.0  # Adam weight decay
     grad_clip: float = 5.0  # clip the global gradient norm (<= 0: off)
     ema_decay: float = 0.999  # EMA of the weights used for validation and inference
+    lr_schedule: str = "none"  # none | plateau (multiply lr by lr_factor after lr_patience validations without improvement)
+    lr_patience: int = 3  # plateau: validations without improvement before the lr is reduced
+    lr_factor: float = 0.5  # plateau: lr multiplier
 
 
 @dataclass
@@ -91,6 +109,7 @@ class TrainConfig:
     keep_last: int = 3  # numbered checkpoints to keep besides last.pt and best.pt
     log_every: int = 50  # log training scalars every N steps
     val_every: int = 5000  # validate every N steps (0: only at the end)
+    val_every_epochs: int = 0  # also validate at the end of every N-th epoch (0: off)
     val_batches: int = 20  # validation loss batches
     val_sep_items: int = 4  # cv items separated with the sampler for SI-SDR
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -100,6 +119,7 @@ class TrainConfig:
 @dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
+    convtasnet: ConvTasNetConfig = field(default_factory=ConvTasNetConfig)
     sde: SDEConfig = field(default_factory=SDEConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)

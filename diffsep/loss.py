@@ -105,3 +105,12 @@ def _loss_at_T(sde: DiffSepSDE, L_score: Tensor, z: Tensor, sources: Tensor, mix
         return (residual - target_mean).square().mean(dim=(1, 2))
     per_perm = (residual[:, None] - all_permutations(target_mean)).square().mean(dim=(2, 3))
     return per_perm.min(dim=1).values
+
+
+def pit_si_snr_loss(est: Tensor, sources: Tensor) -> Tensor:
+    """Negative SI-SNR with utterance-level permutation-invariant training (Conv-TasNet):
+    −max over π of the mean SI-SNR of est against π(sources). (B, K, N), (B, K, N) -> (B,)."""
+    from .metrics import pit_si_sdr
+
+    scores, _ = pit_si_sdr(est, sources)
+    return -scores.mean(-1)

@@ -69,8 +69,7 @@ class DiffSepSeparator:
 
     @property
     def device(self) -> torch.device:
-        p = next(self.model.parameters(), None)
-        return p.device if p is not None else torch.device("cpu")
+        return _model_device(self.model)
 
     @torch.no_grad()
     def __call__(self, mix: Tensor) -> Tensor:
@@ -81,6 +80,35 @@ class DiffSepSeparator:
                      corrector_steps=o.corrector_steps, t_eps=o.t_eps, solver=o.solver,
                      reference_dt=o.reference_dt, generator=self.generator)
         return rescale(denormalize(est, mean, std), mix, self.rescale)
+
+
+@dataclass
+class MaskingSeparator:
+    """A discriminative network (Conv-TasNet) as a separator: normalise, one forward pass, undo
+    the normalisation, rescale. mix (B, 1, n) -> (B, K, n)."""
+    model: torch.nn.Module
+    sample_rate: int
+    rescale: str = "denormalize"
+    nfe: int = 1
+
+    @property
+    def n_src(self) -> int:
+        return self.model.n_src
+
+    @property
+    def device(self) -> torch.device:
+        return _model_device(self.model)
+
+    @torch.no_grad()
+    def __call__(self, mix: Tensor) -> Tensor:
+        mix = mix.to(self.device, torch.float32)
+        mix_n, _, mean, std = normalize(mix)
+        return rescale(denormalize(self.model(mix_n), mean, std), mix, self.rescale)
+
+
+def _model_device(model: torch.nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
 
 
 def make_separator(inference: InferenceModel, *, device="cpu", sampler: dict | None = None,
@@ -97,7 +125,9 @@ def make_separator(inference: InferenceModel, *, device="cpu", sampler: dict | N
         generator = torch.Generator(device=device).manual_seed(seed)
         return DiffSepSeparator(model, DiffSepSDE(inference.n_src, **inference.sde),
                                 inference.sample_rate, SamplerConfig(**merged), rescale, generator)
-    raise ValueError(f"unknown model kind {inference.kind!r}; valid: diffsep")
+    if inference.kind == "convtasnet":
+        return MaskingSeparator(inference.model.to(device).eval(), inference.sample_rate, rescale)
+    raise ValueError(f"unknown model kind {inference.kind!r}; valid: diffsep, convtasnet")
 
 
 # -- chunking ------------------------------------------------------------------------------------

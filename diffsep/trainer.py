@@ -18,18 +18,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from . import distributed
 from .checkpoint import FORMAT, CheckpointError, atomic_save, safe_load
-from .config import Config, model_kwargs, to_dict, to_yaml
+from .config import Config, to_dict, to_yaml
 from .data import SeparationDataset, build_items, collate, normalize
 from .data.sampler import GlobalBatchOrder
-from .loss import draw, score_matching_loss
+from .loss import draw, pit_si_snr_loss, score_matching_loss
 from .metrics import pit_si_sdr, si_sdr
 from .sampler import sample
-from .score_model import ScoreModel
+from .models import build_model
 from .sde import DiffSepSDE
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -74,12 +75,20 @@ class Trainer:
         self.device = resolve_device(t.device, self.dist.local_rank)
         self.run_dir = Path(t.run_dir)
         torch.manual_seed(t.seed)  # identical initial weights on every rank
-        self.model = ScoreModel(**model_kwargs(cfg.model)).to(self.device)
+        self.kind = cfg.model.kind
+        self.model = build_model(asdict(cfg.model), asdict(cfg.convtasnet)).to(self.device)
         self.sde = DiffSepSDE(cfg.model.n_src, **asdict(cfg.sde))
         self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.optim.ema_decay))
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.optim.lr,
                                     betas=tuple(cfg.optim.betas), weight_decay=cfg.optim.weight_decay)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=t.amp == "fp16")
+        o = cfg.optim
+        if o.lr_schedule not in ("none", "plateau"):
+            raise ValueError(f"unknown optim.lr_schedule {o.lr_schedule!r}; valid: none, plateau")
+        self.scheduler = (torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.opt, mode="max", factor=o.lr_factor, patience=o.lr_patience,
+            threshold=1e-3, threshold_mode="abs")  # 1e-3 of the score (dB), also for negative scores
+            if o.lr_schedule == "plateau" else None)
         self.net = self.model
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -108,6 +117,7 @@ class Trainer:
         return {"format": FORMAT, "model": self.model.state_dict(),
                 "ema": self.ema.module.state_dict(), "ema_n_averaged": self.ema.n_averaged.item(),
                 "optimizer": self.opt.state_dict(), "scaler": self.scaler.state_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler else None,
                 "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                 "best": self.best, "rng": rng, "config": to_dict(self.cfg),
                 "world_size": self.dist.world_size}
@@ -118,6 +128,8 @@ class Trainer:
         self.ema.n_averaged.fill_(ck["ema_n_averaged"])
         self.opt.load_state_dict(ck["optimizer"])
         self.scaler.load_state_dict(ck["scaler"])
+        if self.scheduler is not None and ck.get("scheduler"):
+            self.scheduler.load_state_dict(ck["scheduler"])
         self.step, self.epoch, self.batch_in_epoch = ck["step"], ck["epoch"], ck["batch_in_epoch"]
         self.best = ck["best"]
         rng = ck["rng"]
@@ -173,11 +185,11 @@ class Trainer:
         acc, total = len(micro_batches), 0.0
         for j, batch in enumerate(micro_batches):
             mix, sources, _, _ = normalize(batch["mix"].to(self.device), batch["sources"].to(self.device))
-            draws = self._draws(sources.shape)
+            draws = self._draws(sources.shape) if self.kind == "diffsep" else None
             sync = j == acc - 1 or not self.dist.enabled
             with (contextlib.nullcontext() if sync else self.net.no_sync()):
                 with self._autocast():
-                    loss = score_matching_loss(self.net, self.sde, sources, mix, draws=draws).mean()
+                    loss = self._loss(self.net, mix, sources, draws).mean()
                 self.scaler.scale(loss / acc).backward()
             total += loss.item() / acc
         self.scaler.unscale_(self.opt)
@@ -190,6 +202,21 @@ class Trainer:
         self.step += 1
         return {"loss": distributed.mean_over_ranks(total, self.dist, self.device),
                 "grad_norm": grad_norm.item(), "lr": self.opt.param_groups[0]["lr"]}
+
+    def _loss(self, net, mix: Tensor, sources: Tensor, draws) -> Tensor:
+        """Per-item training loss (B,): score matching (DiffSep) or negative PIT SI-SNR."""
+        if self.kind == "diffsep":
+            return score_matching_loss(net, self.sde, sources, mix, draws=draws)
+        return pit_si_snr_loss(net(mix).float(), sources)
+
+    def _separate(self, model, mix: Tensor, seed: int) -> Tensor:
+        """Estimates of a normalised mixture (1, 1, N) -> (1, K, N)."""
+        if self.kind != "diffsep":
+            return model(mix)
+        s = self.cfg.sampler
+        return sample(model, self.sde, mix, kind=s.kind, steps=s.steps, snr=s.snr,
+                      corrector_steps=s.corrector_steps, t_eps=s.t_eps, reference_dt=s.reference_dt,
+                      solver=s.solver, generator=torch.Generator(self.device).manual_seed(seed))
 
     @torch.no_grad()
     def validate(self) -> dict:
@@ -205,19 +232,14 @@ class Trainer:
             mix, sources, _, _ = normalize(batch["mix"].to(self.device), batch["sources"].to(self.device))
             d = draw(self.sde, sources.shape, t_eps=c.loss.t_eps, p_T=c.loss.p_T,
                      fixed_order=c.loss.fixed_order, generator=gen).to(self.device)
-            losses.append(score_matching_loss(model, self.sde, sources, mix, draws=d).mean().item())
+            losses.append(self._loss(model, mix, sources, d).mean().item())
         out = {"val_loss": float(np.mean(losses))}
         scores, gains = [], []
         for i in range(min(t.val_sep_items, len(self.valid_set))):
             item = self.valid_set[i]
             mix, sources, _, _ = normalize(item["mix"][None].to(self.device),
                                            item["sources"][None].to(self.device))
-            s = c.sampler
-            est = sample(model, self.sde, mix, kind=s.kind, steps=s.steps, snr=s.snr,
-                         corrector_steps=s.corrector_steps, t_eps=s.t_eps,
-                         reference_dt=s.reference_dt, solver=s.solver,
-                         generator=torch.Generator(self.device).manual_seed(t.seed + i))
-            sc, _ = pit_si_sdr(est, sources)
+            sc, _ = pit_si_sdr(self._separate(model, mix, t.seed + i), sources)
             scores.append(sc.mean().item())
             gains.append((sc - si_sdr(mix.expand_as(sources), sources)).mean().item())
         if scores:
@@ -299,16 +321,23 @@ class Trainer:
                     return
             del it, loader
             self.epoch, self.batch_in_epoch = self.epoch + 1, 0
-            self.save()  # end of epoch
+            if t.val_every_epochs and self.epoch % t.val_every_epochs == 0:
+                self._validate_and_save()
+            else:
+                self.save()  # end of epoch
         bar.close()
 
     def _validate_and_save(self) -> None:
-        best = False
+        score = 0.0
         if self.dist.is_main:
             v = self.validate()
             self.log(v)
             score = v.get("val_si_sdr", -v["val_loss"])
-            best = score > self.best
-            self.best = max(self.best, score)
+        # every rank takes the same scheduler step: rank 0's score, summed with zeros
+        score = distributed.mean_over_ranks(score, self.dist, self.device) * self.dist.world_size
+        if self.scheduler is not None:
+            self.scheduler.step(score)
+        best = score > self.best
+        self.best = max(self.best, score)
         self.save(best=best)
         distributed.barrier(self.dist)

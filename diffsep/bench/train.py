@@ -37,7 +37,8 @@ def run(args) -> int:
 
     tr = Trainer(cfg, datasets=(_Sized(64 * t.batch_size), None))  # no data files needed
     device = tr.device
-    print(f"train bench: model nf={cfg.model.nf} params={sum(p.numel() for p in tr.model.parameters()):,} "
+    name = f"nf={cfg.model.nf}" if cfg.model.kind == "diffsep" else cfg.model.kind
+    print(f"train bench: model {name} params={sum(p.numel() for p in tr.model.parameters()):,} "
           f"batch {t.batch_size} x accumulate {t.accumulate}, {d.segment_seconds:g} s at "
           f"{d.sample_rate} Hz, amp={t.amp}, device={device}, threads={torch.get_num_threads()}")
     if device.type == "cuda":

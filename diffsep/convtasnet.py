@@ -1,0 +1,152 @@
+"""Conv-TasNet (Luo and Mesgarani, "Conv-TasNet: surpassing ideal time-frequency magnitude masking
+for speech separation", IEEE/ACM TASLP 2019): the discriminative baseline.
+
+mix (B, 1, T) -> encoder (1-D conv, N filters of length L, stride L/2, ReLU) -> w (B, N, F)
+-> temporal convolutional network -> K masks (B, K, N, F) -> decoder (transposed conv) -> (B, K, T).
+
+Symbols are the paper's: N encoder filters, L filter length, B bottleneck channels, H block
+channels, P depthwise kernel size, X blocks per repeat (dilations 1 … 2^(X−1)), R repeats,
+Sc skip-connection channels.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+NORMS = ("gln", "cln", "bn")
+MASK_ACTIVATIONS = ("sigmoid", "softmax", "relu")
+
+
+class GlobalLayerNorm(nn.Module):
+    """gLN: statistics over channels and all frames of each item; per-channel gain and bias.
+    (B, C, F) -> (B, C, F)."""
+
+    def __init__(self, channels: int, eps: float = 1e-8):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(1, channels, 1))
+        self.beta = nn.Parameter(torch.zeros(1, channels, 1))
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        mean = x.mean(dim=(1, 2), keepdim=True)
+        var = (x - mean).square().mean(dim=(1, 2), keepdim=True)
+        return self.gamma * (x - mean) / (var + self.eps).sqrt() + self.beta
+
+
+class CumulativeLayerNorm(nn.Module):
+    """cLN (causal): statistics over channels and frames 0 … f for frame f. (B, C, F) -> (B, C, F)."""
+
+    def __init__(self, channels: int, eps: float = 1e-8):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(1, channels, 1))
+        self.beta = nn.Parameter(torch.zeros(1, channels, 1))
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        C = x.shape[1]
+        count = C * torch.arange(1, x.shape[-1] + 1, device=x.device, dtype=x.dtype)
+        mean = x.sum(1, keepdim=True).cumsum(-1) / count
+        power = x.square().sum(1, keepdim=True).cumsum(-1) / count
+        var = (power - mean.square()).clamp_min(0)
+        return self.gamma * (x - mean) / (var + self.eps).sqrt() + self.beta
+
+
+def make_norm(kind: str, channels: int) -> nn.Module:
+    if kind == "gln":
+        return GlobalLayerNorm(channels)
+    if kind == "cln":
+        return CumulativeLayerNorm(channels)
+    if kind == "bn":
+        return nn.BatchNorm1d(channels)
+    raise ValueError(f"unknown norm {kind!r}; valid: {', '.join(NORMS)}")
+
+
+class ConvBlock(nn.Module):
+    """1×1 conv B→H, PReLU, norm, depthwise conv (kernel P, dilation d), PReLU, norm, then 1×1
+    convs to the residual path (B) and the skip path (Sc). x (B, B_ch, F) -> (residual, skip)."""
+
+    def __init__(self, B: int, H: int, P: int, Sc: int, dilation: int, norm: str, causal: bool):
+        super().__init__()
+        self.pad = (P - 1) * dilation
+        self.causal = causal
+        self.inp = nn.Conv1d(B, H, 1)
+        self.act1, self.norm1 = nn.PReLU(), make_norm(norm, H)
+        self.depthwise = nn.Conv1d(H, H, P, dilation=dilation, groups=H)
+        self.act2, self.norm2 = nn.PReLU(), make_norm(norm, H)
+        self.res = nn.Conv1d(H, B, 1)
+        self.skip = nn.Conv1d(H, Sc, 1)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        y = self.norm1(self.act1(self.inp(x)))
+        left = self.pad if self.causal else self.pad // 2
+        y = nn.functional.pad(y, (left, self.pad - left))
+        y = self.norm2(self.act2(self.depthwise(y)))
+        return x + self.res(y), self.skip(y)
+
+
+class ConvTasNet(nn.Module):
+    """Conv-TasNet for K sources. forward(mix (B, 1, T) or (B, T)) -> (B, K, T).
+
+    Paper defaults at 8 kHz: N 512, L 16, B 128, H 512, P 3, X 8, R 3, Sc 128 (about 5.1 M
+    parameters). ``norm``: gln (non-causal), cln (causal) or bn; ``causal`` pads the depthwise
+    convolutions on the left only; ``mask_activation``: sigmoid, softmax (over sources) or relu.
+    ``init_kwargs`` holds the constructor arguments.
+    """
+
+    def __init__(self, n_src: int = 2, N: int = 512, L: int = 16, B: int = 128, H: int = 512,
+                 P: int = 3, X: int = 8, R: int = 3, Sc: int = 128, norm: str = "gln",
+                 causal: bool = False, mask_activation: str = "sigmoid"):
+        super().__init__()
+        if L % 2:
+            raise ValueError(f"L must be even (stride L/2), got {L}")
+        if mask_activation not in MASK_ACTIVATIONS:
+            raise ValueError(f"unknown mask_activation {mask_activation!r}; valid: {', '.join(MASK_ACTIVATIONS)}")
+        if causal and norm == "gln":
+            raise ValueError("a causal Conv-TasNet needs norm 'cln' (or 'bn'), not the global 'gln'")
+        self.init_kwargs = dict(n_src=n_src, N=N, L=L, B=B, H=H, P=P, X=X, R=R, Sc=Sc, norm=norm,
+                                causal=causal, mask_activation=mask_activation)
+        self.n_src, self.N, self.L, self.stride = n_src, N, L, L // 2
+        self.P, self.X, self.R = P, X, R
+        self.mask_activation = mask_activation
+        self.encoder = nn.Conv1d(1, N, L, stride=L // 2, bias=False)
+        self.decoder = nn.ConvTranspose1d(N, 1, L, stride=L // 2, bias=False)
+        self.in_norm = make_norm(norm, N)
+        self.bottleneck = nn.Conv1d(N, B, 1)
+        self.blocks = nn.ModuleList(ConvBlock(B, H, P, Sc, 2 ** x, norm, causal)
+                                    for _ in range(R) for x in range(X))
+        self.mask_act = nn.PReLU()
+        self.mask_conv = nn.Conv1d(Sc, n_src * N, 1)
+
+    @property
+    def receptive_field(self) -> int:
+        """Receptive field of the separator in encoder frames: 1 + (P − 1) R (2^X − 1)."""
+        return 1 + (self.P - 1) * self.R * (2 ** self.X - 1)
+
+    def masks(self, w: Tensor) -> Tensor:
+        """Encoder output (B, N, F) -> masks (B, K, N, F)."""
+        x = self.bottleneck(self.in_norm(w))
+        skips = 0
+        for block in self.blocks:
+            x, s = block(x)
+            skips = skips + s
+        m = self.mask_conv(self.mask_act(skips)).reshape(w.shape[0], self.n_src, self.N, -1)
+        if self.mask_activation == "sigmoid":
+            return torch.sigmoid(m)
+        if self.mask_activation == "softmax":
+            return torch.softmax(m, dim=1)
+        return torch.relu(m)
+
+    def forward(self, mix: Tensor) -> Tensor:
+        if mix.ndim == 2:
+            mix = mix[:, None]
+        if mix.ndim != 3 or mix.shape[1] != 1:
+            raise ValueError(f"mix must be (B, 1, T) or (B, T), got {tuple(mix.shape)}")
+        T = mix.shape[-1]
+        # pad so that the frames cover every sample: L/2 on the left, up to a whole hop on the right
+        frames = -(-(T + self.stride) // self.stride)
+        right = (frames - 1) * self.stride + self.L - T - self.stride
+        x = nn.functional.pad(mix, (self.stride, right))
+        w = torch.relu(self.encoder(x))  # (B, N, F)
+        masked = self.masks(w) * w[:, None]  # (B, K, N, F)
+        out = self.decoder(masked.reshape(-1, self.N, w.shape[-1]))  # (B K, 1, T')
+        return out.reshape(mix.shape[0], self.n_src, -1)[..., self.stride:self.stride + T]
