@@ -17,9 +17,8 @@ NORMS = ("gln", "cln", "bn")
 MASK_ACTIVATIONS = ("sigmoid", "softmax", "relu")
 
 
-class GlobalLayerNorm(nn.Module):
-    """gLN: statistics over channels and all frames of each item; per-channel gain and bias.
-    (B, C, F) -> (B, C, F)."""
+class _LayerNorm(nn.Module):
+    """Normalisation with per-channel gain γ and bias β: γ (x − mean) / sqrt(var + eps) + β."""
 
     def __init__(self, channels: int, eps: float = 1e-8):
         super().__init__()
@@ -27,28 +26,27 @@ class GlobalLayerNorm(nn.Module):
         self.beta = nn.Parameter(torch.zeros(1, channels, 1))
         self.eps = eps
 
-    def forward(self, x: Tensor) -> Tensor:
-        mean = x.mean(dim=(1, 2), keepdim=True)
-        var = (x - mean).square().mean(dim=(1, 2), keepdim=True)
+    def affine(self, x: Tensor, mean: Tensor, var: Tensor) -> Tensor:
         return self.gamma * (x - mean) / (var + self.eps).sqrt() + self.beta
 
 
-class CumulativeLayerNorm(nn.Module):
-    """cLN (causal): statistics over channels and frames 0 … f for frame f. (B, C, F) -> (B, C, F)."""
+class GlobalLayerNorm(_LayerNorm):
+    """gLN: statistics over channels and all frames of each item. (B, C, F) -> (B, C, F)."""
 
-    def __init__(self, channels: int, eps: float = 1e-8):
-        super().__init__()
-        self.gamma = nn.Parameter(torch.ones(1, channels, 1))
-        self.beta = nn.Parameter(torch.zeros(1, channels, 1))
-        self.eps = eps
+    def forward(self, x: Tensor) -> Tensor:
+        mean = x.mean(dim=(1, 2), keepdim=True)
+        return self.affine(x, mean, (x - mean).square().mean(dim=(1, 2), keepdim=True))
+
+
+class CumulativeLayerNorm(_LayerNorm):
+    """cLN (causal): statistics over channels and frames 0 … f for frame f. (B, C, F) -> (B, C, F)."""
 
     def forward(self, x: Tensor) -> Tensor:
         C = x.shape[1]
         count = C * torch.arange(1, x.shape[-1] + 1, device=x.device, dtype=x.dtype)
         mean = x.sum(1, keepdim=True).cumsum(-1) / count
         power = x.square().sum(1, keepdim=True).cumsum(-1) / count
-        var = (power - mean.square()).clamp_min(0)
-        return self.gamma * (x - mean) / (var + self.eps).sqrt() + self.beta
+        return self.affine(x, mean, (power - mean.square()).clamp_min(0))
 
 
 def make_norm(kind: str, channels: int) -> nn.Module:

@@ -4,8 +4,8 @@ Example: python -m diffsep.bench separate --model runs/tiny/last.pt --steps 10 -
 
 Each length runs in a fresh process, so the peak resident memory (CPU) or peak allocated memory
 (CUDA) is that of one separation; "base" is the same process right after loading the model, so
-peak − base is what the separation itself needs. Without --model a random DiffSep network of
---nf is timed (speed does not depend on the weights).
+peak − base is what the separation itself needs. Without --model a random network is timed
+(speed does not depend on the weights): DiffSep of width --nf, or the paper's Conv-TasNet.
 """
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ import time
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="checkpoint (default: a random network of --nf)")
-    p.add_argument("--nf", type=int, default=64, help="width of the random network")
+    p.add_argument("--kind", choices=("diffsep", "convtasnet"), default="diffsep",
+                   help="family of the random network (without --model)")
+    p.add_argument("--nf", type=int, default=64, help="width of the random DiffSep network")
     p.add_argument("--lengths", type=float, nargs="+", default=[10.0, 60.0, 600.0],
                    help="input lengths in seconds")
     p.add_argument("--sampler", default=None, help="pc | ode | em (default: the model's)")
@@ -32,11 +34,14 @@ def _inference(args):
     import torch
 
     from ..checkpoint import InferenceModel, load_inference
+    from ..convtasnet import ConvTasNet
     from ..score_model import ScoreModel
 
     if args.model:
         return load_inference(args.model)
     torch.manual_seed(0)
+    if args.kind == "convtasnet":  # the paper configuration
+        return InferenceModel(ConvTasNet(n_src=2).eval(), "convtasnet", 2, 8000)
     model = ScoreModel(n_src=2, nf=args.nf, init_scale=1.0).eval()
     return InferenceModel(model, "diffsep", 2, 8000)
 
@@ -79,7 +84,8 @@ def _rss_mb() -> float:
 
 def run(args) -> int:
     ctx = mp.get_context("spawn")
-    print(f"separate bench: model={args.model or f'random nf={args.nf}'} sampler={args.sampler or 'model'} "
+    random = f"random {args.kind}" + (f" nf={args.nf}" if args.kind == "diffsep" else " (paper size)")
+    print(f"separate bench: model={args.model or random} sampler={args.sampler or 'model'} "
           f"steps={args.steps or 'model'} chunk={args.chunk_seconds:g}s overlap={args.overlap_seconds:g}s "
           f"batch={args.batch_size} device={args.device}")
     print(f"{'length':>8} {'NFE':>5} {'time':>9} {'RTF':>8} {'base MiB':>9} {'peak MiB':>9} {'peak-base':>9}")
