@@ -17,7 +17,6 @@ from torch import Tensor
 from .checkpoint import InferenceModel
 from .config import SamplerConfig
 from .data.base import denormalize, normalize
-from .metrics import si_sdr
 from .pit import best_permutation
 from .sampler import nfe, sample
 from .sde import DiffSepSDE
@@ -160,10 +159,11 @@ def ola_window(n: int, overlap: int, first: bool, last: bool) -> Tensor:
 
 def align_permutation(previous: Tensor, current: Tensor) -> Tensor:
     """Source order of ``current`` that agrees best with ``previous`` on the same samples: the
-    permutation maximising the summed SI-SDR of current against previous. (K, m), (K, m) -> (K,)
-    long, such that ``current[perm]`` is in the order of ``previous``."""
-    pairwise = si_sdr(current[None, None, :, :], previous[None, :, None, :])  # [1, j prev, i cur]
-    perm, _ = best_permutation(pairwise, maximize=True)
+    permutation minimising the summed squared difference (so it works for overlaps of any length,
+    even a few samples, where a scale-invariant measure degenerates). (K, m), (K, m) -> (K,) long,
+    such that ``current[perm]`` is in the order of ``previous``."""
+    pairwise = (previous[:, None, :] - current[None, :, :]).square().sum(-1)  # [j prev, i cur]
+    perm, _ = best_permutation(pairwise[None], maximize=False)
     return perm[0]
 
 
@@ -205,7 +205,8 @@ def separate(separator: Callable[[Tensor], Tensor], mixes: Sequence[Tensor], *,
         mixes: mono mixtures, each (N_i,) or (1, N_i), at the separator's sample rate.
         chunk: chunk length in samples; 0 processes every input whole.
         overlap: samples shared by consecutive chunks; each chunk's sources are reordered to match
-            the previous chunk on this overlap, then chunks are cross-faded.
+            the previous chunk on this overlap (least squared difference), then chunks are
+            cross-faded.
         batch_size: chunks (or whole short inputs of equal length) per separator call.
         progress: called with the number of chunks finished after every call.
 

@@ -1,7 +1,7 @@
 """Chunked separation, alignment, overlap-add and rescaling."""
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from conftest import speech_like
 from diffsep.config import SamplerConfig
@@ -40,6 +40,7 @@ class Oracle:
 @given(n=st.integers(1, 3000), chunk=st.integers(50, 800), frac=st.floats(0.0, 0.9),
        batch=st.integers(1, 4))
 @settings(max_examples=60, deadline=None)
+@example(n=1336, chunk=50, frac=0.046875, batch=1)  # a 2-sample overlap: SI-SDR alignment failed here
 def test_chunks_cover_the_input_and_overlap_add_is_exact(n, chunk, frac, batch):
     overlap = int(frac * chunk)
     starts = chunk_starts(n, chunk, overlap)
