@@ -27,7 +27,7 @@ def orthogonal_noise(ref, snr_db, seed=0):
 def test_si_sdr_of_scaled_reference_plus_orthogonal_noise(snr, gain, seed):
     ref, est = orthogonal_noise(speech_like(2, 2000, seed)[0], snr, seed)
     torch.testing.assert_close(si_sdr(gain * est, ref), torch.full((2,), snr, dtype=ref.dtype),
-                               atol=1e-4, rtol=0)  # eps = 1e-8 in the ratio
+                               atol=1e-3, rtol=0)  # eps = 1e-8 in the ratio
 
 
 def test_scaled_copy_is_perfect_and_swapped_sources_are_matched():
