@@ -80,17 +80,26 @@ def _first_line(e: Exception) -> str:
     return s.splitlines()[0] if s else type(e).__name__
 
 
-def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    """Band-limited resampling with soxr (high quality). x (C, N) float -> (C, M) float32."""
-    if sr_in == sr_out:
-        return np.asarray(x, dtype=np.float32)
-    import soxr
+def fit_length(x: np.ndarray, length: int) -> np.ndarray:
+    """Crop or right-pad with zeros the last axis to ``length``. (..., M) -> (..., length)."""
+    pad = [(0, 0)] * (x.ndim - 1) + [(0, max(0, length - x.shape[-1]))]
+    return np.pad(x, pad)[..., :length]
 
-    y = soxr.resample(np.ascontiguousarray(np.asarray(x, dtype=np.float32).T), sr_in, sr_out, quality="HQ")
-    return np.ascontiguousarray(y.reshape(y.shape[0], -1).T)
+
+def resample(x: np.ndarray, sr_in: int, sr_out: int, length: int | None = None) -> np.ndarray:
+    """Band-limited resampling with soxr (high quality). x (C, N) float -> (C, M) float32, with M
+    fitted to ``length`` when given."""
+    x = np.asarray(x, dtype=np.float32)
+    if sr_in != sr_out:
+        import soxr
+
+        y = soxr.resample(np.ascontiguousarray(x.T), sr_in, sr_out, quality="HQ")
+        x = np.ascontiguousarray(y.reshape(y.shape[0], -1).T)
+    return x if length is None else fit_length(x, length)
 
 
 SUBTYPES = {".wav": "FLOAT", ".flac": "PCM_24", ".ogg": "VORBIS"}
+AUDIO_EXTENSIONS = tuple(SUBTYPES)  # what the command lines read from folders
 
 
 def write_audio_group(items: list[tuple[Path, np.ndarray]], sample_rate: int,

@@ -116,7 +116,11 @@ def load_model(path_or_ckpt, ema: bool = True, map_location="cpu") -> torch.nn.M
     ckpt = safe_load(path_or_ckpt, map_location)
     if is_reference(ckpt):
         return from_reference(ckpt, ema=ema)
-    where = path_or_ckpt if not isinstance(path_or_ckpt, dict) else "checkpoint"
+    return _rebuild(ckpt, ema, path_or_ckpt if not isinstance(path_or_ckpt, dict) else "checkpoint")
+
+
+def _rebuild(ckpt: dict, ema: bool, where) -> torch.nn.Module:
+    """The model of one of our checkpoints, in eval mode (EMA weights with ``ema``)."""
     if ckpt.get("format") != FORMAT or "model" not in ckpt:
         raise CheckpointError(f"{where}: neither a diffsep nor a reference DiffSep checkpoint "
                               f"(top-level keys: {sorted(map(str, ckpt))[:8]})")
@@ -244,8 +248,7 @@ class InferenceModel:
     """What inference needs from a checkpoint: the network (eval mode, CPU) and its settings.
 
     kind: "diffsep" | "convtasnet"; sde: DiffSepSDE keyword arguments (n_src excluded); sampler: the sampler
-    settings the model was validated with; sample_rate: the rate it was trained at;
-    fixed_order: sources come in a fixed order (enhancement: speech, noise).
+    settings the model was validated with; sample_rate: the rate it was trained at.
     """
     model: torch.nn.Module
     kind: str
@@ -253,8 +256,6 @@ class InferenceModel:
     sample_rate: int
     sde: dict = field(default_factory=dict)
     sampler: dict = field(default_factory=dict)
-    fixed_order: bool = False
-    origin: str = "diffsep"
 
 
 def load_inference(path_or_ckpt, ema: bool = True) -> InferenceModel:
@@ -269,14 +270,9 @@ def load_inference(path_or_ckpt, ema: bool = True) -> InferenceModel:
                                      ("t_eps", ref.get("t_eps"))) if v is not None}
         model = from_reference(ckpt, ema=ema)
         return InferenceModel(model, "diffsep", model.n_src, int(ref["fs"] or 8000), ref["sde"],
-                              sampler, origin="reference")
-    model = load_model(ckpt, ema=ema) if ckpt.get("format") == FORMAT else None
-    if model is None:
-        raise CheckpointError(f"{where}: neither a diffsep nor a reference DiffSep checkpoint "
-                              f"(top-level keys: {sorted(map(str, ckpt))[:8]})")
-    cfg = ckpt.get("config") or {}
-    sde = {k: v for k, v in (cfg.get("sde") or {}).items()}
+                              sampler)
+    model = _rebuild(ckpt, ema, where)
+    cfg = ckpt["config"]
     return InferenceModel(model, cfg["model"].get("kind", "diffsep"), model.n_src,
-                          int((cfg.get("data") or {}).get("sample_rate", 8000)), sde,
-                          dict(cfg.get("sampler") or {}),
-                          bool((cfg.get("loss") or {}).get("fixed_order", False)))
+                          int((cfg.get("data") or {}).get("sample_rate", 8000)),
+                          dict(cfg.get("sde") or {}), dict(cfg.get("sampler") or {}))

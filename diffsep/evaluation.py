@@ -38,7 +38,7 @@ def signal_metrics(est: np.ndarray, ref: np.ndarray, mix: np.ndarray | None,
     e, r = torch.from_numpy(est[:k]).double(), torch.from_numpy(ref[:k]).double()
     out = {"si_sdr": si_sdr(e, r).mean().item(), "sdr": sdr(e, r).mean().item()}
     if mix is not None:
-        m = torch.from_numpy(np.broadcast_to(mix, r.shape).copy()).double()
+        m = torch.from_numpy(mix).double().expand_as(r)
         out["si_sdri"] = out["si_sdr"] - si_sdr(m, r).mean().item()
     return out
 

@@ -73,12 +73,10 @@ class DiffSepSeparator:
     @torch.no_grad()
     def __call__(self, mix: Tensor) -> Tensor:
         o = self.options
-        mix = mix.to(self.device, torch.float32)
-        mix_n, _, mean, std = normalize(mix)
-        est = sample(self.model, self.sde, mix_n, kind=o.kind, steps=o.steps, snr=o.snr,
-                     corrector_steps=o.corrector_steps, t_eps=o.t_eps, solver=o.solver,
-                     reference_dt=o.reference_dt, generator=self.generator)
-        return rescale(denormalize(est, mean, std), mix, self.rescale)
+        return _normalised(lambda m: sample(
+            self.model, self.sde, m, kind=o.kind, steps=o.steps, snr=o.snr,
+            corrector_steps=o.corrector_steps, t_eps=o.t_eps, solver=o.solver,
+            reference_dt=o.reference_dt, generator=self.generator), mix, self.device, self.rescale)
 
 
 @dataclass
@@ -100,9 +98,15 @@ class MaskingSeparator:
 
     @torch.no_grad()
     def __call__(self, mix: Tensor) -> Tensor:
-        mix = mix.to(self.device, torch.float32)
-        mix_n, _, mean, std = normalize(mix)
-        return rescale(denormalize(self.model(mix_n), mean, std), mix, self.rescale)
+        return _normalised(self.model, mix, self.device, self.rescale)
+
+
+def _normalised(estimate: Callable[[Tensor], Tensor], mix: Tensor, device, how: str) -> Tensor:
+    """Normalise each item, estimate the sources, map them back to the input's scale, rescale.
+    mix (B, 1, n) -> (B, K, n)."""
+    mix = mix.to(device, torch.float32)
+    mix_n, _, mean, std = normalize(mix)
+    return rescale(denormalize(estimate(mix_n), mean, std), mix, how)
 
 
 def _model_device(model: torch.nn.Module) -> torch.device:
@@ -171,6 +175,7 @@ def align_permutation(previous: Tensor, current: Tensor) -> Tensor:
 class _Chunk:
     item: int
     start: int
+    size: int
     first: bool
     last: bool
 
@@ -178,16 +183,16 @@ class _Chunk:
 def _plan(lengths: Sequence[int], chunk: int, overlap: int) -> Iterator[_Chunk]:
     for i, n in enumerate(lengths):
         starts = chunk_starts(n, chunk, overlap)
+        size = min(n, chunk) if chunk > 0 else n
         for c, s in enumerate(starts):
-            yield _Chunk(i, s, c == 0, c == len(starts) - 1)
+            yield _Chunk(i, s, size, c == 0, c == len(starts) - 1)
 
 
-def _batches(plan: Iterator[_Chunk], lengths, chunk: int, batch_size: int) -> Iterator[list[_Chunk]]:
-    """Consecutive chunks of equal length, at most batch_size per batch."""
+def _batches(plan: Iterator[_Chunk], batch_size: int) -> Iterator[list[_Chunk]]:
+    """Consecutive chunks of equal size, at most batch_size per batch."""
     batch: list[_Chunk] = []
-    size = lambda c: min(lengths[c.item], chunk) if chunk > 0 else lengths[c.item]  # noqa: E731
     for c in plan:
-        if batch and (len(batch) == batch_size or size(batch[0]) != size(c)):
+        if batch and (len(batch) == batch_size or batch[0].size != c.size):
             yield batch
             batch = []
         batch.append(c)
@@ -196,8 +201,7 @@ def _batches(plan: Iterator[_Chunk], lengths, chunk: int, batch_size: int) -> It
 
 
 def separate(separator: Callable[[Tensor], Tensor], mixes: Sequence[Tensor], *,
-             chunk: int = 0, overlap: int = 0, batch_size: int = 1,
-             progress: Callable[[int], None] | None = None) -> list[Tensor]:
+             chunk: int = 0, overlap: int = 0, batch_size: int = 1) -> list[Tensor]:
     """Separate mixtures of any length.
 
     Args:
@@ -208,7 +212,6 @@ def separate(separator: Callable[[Tensor], Tensor], mixes: Sequence[Tensor], *,
             the previous chunk on this overlap (least squared difference), then chunks are
             cross-faded.
         batch_size: chunks (or whole short inputs of equal length) per separator call.
-        progress: called with the number of chunks finished after every call.
 
     Returns: one (K, N_i) CPU float32 tensor per input. Working memory is bounded by
     ``batch_size`` chunks whatever the input length; only the outputs grow with it.
@@ -221,8 +224,8 @@ def separate(separator: Callable[[Tensor], Tensor], mixes: Sequence[Tensor], *,
     out = [torch.zeros(K, n) for n in lengths]
     weight = [torch.zeros(n) for n in lengths]
     previous: dict[int, tuple[int, Tensor]] = {}
-    for batch in _batches(_plan(lengths, chunk, overlap), lengths, chunk, batch_size):
-        n = min(lengths[batch[0].item], chunk) if chunk > 0 else lengths[batch[0].item]
+    for batch in _batches(_plan(lengths, chunk, overlap), batch_size):
+        n = batch[0].size
         x = torch.stack([mixes[c.item][c.start:c.start + n] for c in batch])[:, None]
         est = separator(x).detach().float().cpu()
         for c, e in zip(batch, est):
@@ -237,6 +240,4 @@ def separate(separator: Callable[[Tensor], Tensor], mixes: Sequence[Tensor], *,
             weight[c.item][c.start:c.start + n] += w
             if c.last:
                 previous.pop(c.item, None)
-        if progress is not None:
-            progress(len(batch))
     return [o / w for o, w in zip(out, weight)]

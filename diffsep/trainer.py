@@ -231,7 +231,8 @@ class Trainer:
                 break
             mix, sources, _, _ = normalize(batch["mix"].to(self.device), batch["sources"].to(self.device))
             d = draw(self.sde, sources.shape, t_eps=c.loss.t_eps, p_T=c.loss.p_T,
-                     fixed_order=c.loss.fixed_order, generator=gen).to(self.device)
+                     fixed_order=c.loss.fixed_order, generator=gen).to(self.device) \
+                if self.kind == "diffsep" else None
             losses.append(self._loss(model, mix, sources, d).mean().item())
         out = {"val_loss": float(np.mean(losses))}
         scores, gains = [], []

@@ -76,7 +76,7 @@ def test_model_mode_on_a_dataset_split_with_examples(tmp_path, tiny_checkpoint):
     assert len(rows) == 2
     for r in rows:
         assert int(r["nfe"]) == 4 and float(r["runtime_s"]) > 0 and math.isfinite(float(r["si_sdri"]))
-        assert math.isfinite(float(r["pesq"])) or r["pesq"] == "nan"
+        assert r["pesq"] and r["estoi"] and r["stoi"]  # computed (NaN allowed for PESQ on tones)
     info = json.loads((out / "summary.json").read_text())["info"]
     assert info["mode"] == "model" and info["nfe"] == 4 and info["sampler"]["steps"] == 2
     ex = out / "examples"

@@ -44,6 +44,23 @@ def load_separator(args):
                           rescale=args.rescale, seed=args.seed)
 
 
+def separate_signal(separator, mix, rate: int, args, out_rate: int | None = None):
+    """Separate one mono signal given at ``rate``: resample to the model's rate, separate in chunks
+    (--chunk-seconds, --overlap-seconds, --batch-size), resample to ``out_rate`` (default: rate).
+    mix (N,) -> (K, round(N · out_rate / rate)) float32 numpy."""
+    import torch
+
+    from ..audio import resample
+    from ..separation import separate
+
+    model_rate, out_rate = separator.sample_rate, out_rate or rate
+    x = resample(mix[None], rate, model_rate)[0]
+    chunk, overlap = chunk_samples(args, model_rate)
+    est, = separate(separator, [torch.from_numpy(x)], chunk=chunk, overlap=overlap,
+                    batch_size=args.batch_size)
+    return resample(est.numpy(), model_rate, out_rate, length=int(round(len(mix) * out_rate / rate)))
+
+
 def chunk_samples(args, sample_rate: int) -> tuple[int, int]:
     """(chunk, overlap) in samples from --chunk-seconds / --overlap-seconds (chunk 0: whole)."""
     if args.chunk_seconds <= 0:

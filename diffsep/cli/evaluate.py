@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import add_model_args, chunk_samples, load_separator
+from ..audio import AUDIO_EXTENSIONS
+from .common import add_model_args, load_separator, separate_signal
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 LENGTH_TOLERANCE_S = 0.05
 
 
@@ -70,7 +70,7 @@ def find_audio(folder: Path, name: str) -> Path:
 def read_mono(path: Path, rate: int | None = None, length: int | None = None) -> tuple[np.ndarray, int]:
     """One mono file, optionally resampled to ``rate`` and fitted to ``length`` samples (a
     mismatch above LENGTH_TOLERANCE_S is an error). -> ((N,) float32, rate)."""
-    from ..audio import AudioError, read_audio, resample
+    from ..audio import AudioError, fit_length, read_audio, resample
 
     x, sr = read_audio(path)
     if x.shape[0] != 1:
@@ -81,7 +81,7 @@ def read_mono(path: Path, rate: int | None = None, length: int | None = None) ->
     if length is not None and x.shape[0] != length:
         if abs(x.shape[0] - length) > LENGTH_TOLERANCE_S * sr:
             raise AudioError(f"{path}: {x.shape[0]} samples where the reference has {length}")
-        x = np.pad(x, (0, max(0, length - x.shape[0])))[:length]
+        x = fit_length(x, length)
     return x, sr
 
 
@@ -129,15 +129,13 @@ def model_utterances(args, separator):
     the runtime, real-time factor and NFE in ``extra``."""
     import torch
 
-    from ..audio import AudioError, resample
+    from ..audio import AudioError
     from ..data.layouts import build_items
-    from ..separation import separate
 
-    rate = separator.sample_rate
-    data_rate = args.data_rate or rate
     items = build_items(args.dataset, args.data_root, args.split, n_src=separator.n_src,
-                        sample_rate=data_rate, mode=args.data_mode, mixture=args.mixture)
-    chunk, overlap = chunk_samples(args, rate)
+                        sample_rate=args.data_rate or separator.sample_rate, mode=args.data_mode,
+                        mixture=args.mixture)
+    cuda = separator.device.type == "cuda"
     for item in items:
         def load(item=item):
             mix, sr = read_mono(item.mix)
@@ -146,19 +144,15 @@ def model_utterances(args, separator):
                 refs.append(mix - np.sum(refs, axis=0))
             if len(refs) != separator.n_src:
                 raise AudioError(f"{item.mix}: {len(refs)} references for a {separator.n_src}-source model")
-            x = resample(mix[None], sr, rate)[0]
-            if separator.device.type == "cuda":
+            if cuda:
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
-            est, = separate(separator, [torch.from_numpy(x)], chunk=chunk, overlap=overlap,
-                            batch_size=args.batch_size)
-            if separator.device.type == "cuda":
+            est = separate_signal(separator, mix, sr, args)
+            if cuda:
                 torch.cuda.synchronize()
             runtime = time.perf_counter() - t0
-            est = resample(est.numpy(), rate, sr)
-            est = np.pad(est, ((0, 0), (0, max(0, len(mix) - est.shape[1]))))[:, :len(mix)]
             extra = {"runtime_s": runtime, "duration_s": len(mix) / sr,
-                     "rtf": runtime / (len(mix) / sr), "nfe": getattr(separator, "nfe", 1)}
+                     "rtf": runtime / (len(mix) / sr), "nfe": separator.nfe}
             return est, np.stack(refs), mix, sr, extra
         yield item.name, load
 
@@ -183,7 +177,7 @@ def main(argv=None) -> int:
     from ..audio import AudioError
     from ..checkpoint import CheckpointError
     from ..data.layouts import LayoutError
-    from ..evaluation import Evaluator
+    from ..evaluation import Evaluator, markdown_table
 
     folder_mode = args.est_dir is not None or args.ref_dir is not None
     if folder_mode == (args.model is not None):
@@ -204,7 +198,7 @@ def main(argv=None) -> int:
             if args.dataset == "vbdemand":
                 fixed_order, n_scored = True, n_scored or 1
             info = {"mode": "model", "model": args.model, "dataset": args.dataset, "split": args.split,
-                    "nfe": getattr(separator, "nfe", 1),
+                    "nfe": separator.nfe,
                     "sampler": vars(separator.options) if hasattr(separator, "options") else None}
     except (CheckpointError, LayoutError, AudioError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -225,8 +219,6 @@ def main(argv=None) -> int:
             bar.write(f"skipped {name}: {e}", file=sys.stderr)
     info.update(fixed_order=fixed_order, scored_sources=n_scored or "all", failed=len(failed))
     summary = evaluator.finish(args.out, info)
-    from ..evaluation import markdown_table
-
     print(markdown_table(summary), end="")
     print(f"{len(evaluator.rows)} utterance(s) scored, {len(failed)} failed; results in {args.out}",
           file=sys.stderr)

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import add_model_args, chunk_samples, load_separator
+from ..audio import AUDIO_EXTENSIONS
+from .common import add_model_args, load_separator, separate_signal
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 MIN_SECONDS = 0.05
 
 
@@ -60,10 +60,10 @@ def output_paths(outdir: Path, name: str, n_src: int, ext: str) -> list[Path]:
     return [outdir / f"s{k + 1}" / f"{name}{ext}" for k in range(n_src)]
 
 
-def load_mixture(path: Path, model_rate: int, downmix: bool) -> tuple[np.ndarray, int]:
-    """Read one input as mono at the model's rate. -> (mix (N,) float32, input sample rate).
+def load_mixture(path: Path, downmix: bool) -> tuple[np.ndarray, int]:
+    """Read one input as mono. -> (mix (N,) float32, sample rate).
     Raises AudioError naming the file for every unusable input."""
-    from ..audio import AudioError, read_audio, resample
+    from ..audio import AudioError, read_audio
 
     x, sr = read_audio(path, allow_silent=False)
     if x.shape[0] > 1:
@@ -74,7 +74,7 @@ def load_mixture(path: Path, model_rate: int, downmix: bool) -> tuple[np.ndarray
     if x.shape[1] < MIN_SECONDS * sr:
         raise AudioError(f"{path}: too short ({x.shape[1]} samples = {x.shape[1] / sr:.4f} s; "
                          f"at least {MIN_SECONDS} s needed)")
-    return resample(x, sr, model_rate)[0], sr
+    return x[0], sr
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,27 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def separate_file(separator, job: Job, args) -> list[Path]:
-    """Separate one file and write its K outputs atomically. Returns the written paths."""
-    import torch
+def separate_file(separator, job: Job, outs: list[Path], args) -> None:
+    """Separate one file and write its K outputs ``outs`` together, atomically."""
+    from ..audio import write_audio_group
 
-    from ..audio import resample, write_audio_group
-    from ..separation import separate
-
-    rate = separator.sample_rate
-    mix, sr = load_mixture(job.path, rate, args.downmix)
-    chunk, overlap = chunk_samples(args, rate)
-    est, = separate(separator, [torch.from_numpy(mix)], chunk=chunk, overlap=overlap,
-                    batch_size=args.batch_size)
-    est = est.numpy()
-    out_rate = sr if args.output_rate == "input" else rate
-    if out_rate != rate:
-        n_out = int(round(mix.shape[-1] * out_rate / rate))
-        est = resample(est, rate, out_rate)
-        est = np.pad(est, ((0, 0), (0, max(0, n_out - est.shape[1]))))[:, :n_out]
-    paths = output_paths(args.outdir, job.name, est.shape[0], f".{args.format}")
-    write_audio_group(list(zip(paths, est)), out_rate)
-    return paths
+    mix, sr = load_mixture(job.path, args.downmix)
+    out_rate = sr if args.output_rate == "input" else separator.sample_rate
+    est = separate_signal(separator, mix, sr, args, out_rate)
+    write_audio_group(list(zip(outs, est)), out_rate)
 
 
 def main(argv=None) -> int:
@@ -141,7 +128,7 @@ def main(argv=None) -> int:
             skipped += 1
             continue
         try:
-            separate_file(separator, job, args)
+            separate_file(separator, job, outs, args)
             done += 1
         except (AudioError, OSError, RuntimeError, ValueError) as e:
             msg = str(e) if str(job.path) in str(e) else f"{job.path}: {e}"
