@@ -104,29 +104,16 @@ AUDIO_EXTENSIONS = tuple(SUBTYPES)  # what the command lines read from folders
 
 def write_audio_group(items: list[tuple[Path, np.ndarray]], sample_rate: int,
                       subtype: str | None = None) -> None:
-    """Write several files all or nothing: each (path, x (C, N) or (N,)) goes to a temporary file
-    in its own folder, and only when all are written are they renamed into place. The default
-    subtype is float WAV (no clipping), 24-bit FLAC or Vorbis, by extension."""
-    import os
-    import tempfile
-
+    """Write several files all or nothing (see :mod:`diffsep.atomic`): each (path, x (C, N) or
+    (N,)). The default subtype is float WAV (no clipping), 24-bit FLAC or Vorbis, by extension."""
     import soundfile as sf
 
-    temps = []
-    try:
-        for path, x in items:
-            path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-            os.close(fd)
-            temps.append((tmp, path))
+    from .atomic import atomic_paths
+
+    paths = [Path(path) for path, _ in items]
+    with atomic_paths(paths) as temps:
+        for tmp, path, (_, x) in zip(temps, paths, items):
             x = np.asarray(x, dtype=np.float32)
             sf.write(tmp, x.T if x.ndim == 2 else x, sample_rate,
                      subtype=subtype or SUBTYPES.get(path.suffix.lower()),
                      format=path.suffix.lstrip(".").upper() or None)
-        for tmp, path in temps:
-            os.replace(tmp, path)
-    finally:
-        for tmp, _ in temps:
-            if os.path.exists(tmp):
-                os.unlink(tmp)

@@ -10,13 +10,15 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .sampler import SamplerSettings  # the sampler section is the sampler's own settings object
+
 
 @dataclass
 class ModelConfig:
-    kind: str = "diffsep"  # model family: diffsep (score network) | convtasnet (settings: convtasnet section)
+    kind: str = "diffsep"  # model family (diffsep.families.FAMILIES): diffsep | convtasnet (settings: convtasnet section)
     n_src: int = 2  # number of sources K (enhancement: 2 = [speech, noise])
     nf: int = 128  # NCSN++ base width (paper: 128, about 65.6 M parameters; 64: 16.5 M)
-    ch_mult: list[int] = field(default_factory=lambda: [1, 1, 2, 2, 2, 2, 2])  # width per level
+    ch_mult: list[int] = field(default_factory=lambda: [1, 1, 2, 2, 2, 2, 2])  # width per level (= ncsnpp.PAPER_CH_MULT)
     num_res_blocks: int = 2  # residual blocks per level (one more on the way up)
     attn_resolutions: list[int] = field(default_factory=lambda: [16])  # frequency sizes with attention
     fourier_scale: float = 16.0  # std of the Gaussian Fourier time-embedding frequencies
@@ -57,17 +59,6 @@ class LossConfig:
     t_eps: float = 0.03  # smallest training time
     p_T: float = 0.1  # probability of the permutation- and mismatch-aware t = T branch
     fixed_order: bool = False  # keep the source order (enhancement); otherwise shuffle + min over π
-
-
-@dataclass
-class SamplerConfig:
-    kind: str = "pc"  # pc (predictor-corrector) | ode (probability flow) | em (Euler–Maruyama)
-    steps: int = 30  # number of time steps N
-    snr: float = 0.5  # corrector step size parameter r (pc)
-    corrector_steps: int = 1  # Langevin corrector steps per time step (pc)
-    t_eps: float = 0.03  # last evaluation time
-    reference_dt: bool = False  # pc: use the reference's step 1/N (to reproduce published numbers)
-    solver: str = "heun"  # ode: heun | euler
 
 
 @dataclass
@@ -122,7 +113,7 @@ class Config:
     convtasnet: ConvTasNetConfig = field(default_factory=ConvTasNetConfig)
     sde: SDEConfig = field(default_factory=SDEConfig)
     loss: LossConfig = field(default_factory=LossConfig)
-    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    sampler: SamplerSettings = field(default_factory=SamplerSettings)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -130,8 +121,6 @@ class Config:
 
 class ConfigError(ValueError):
     """A bad configuration: unknown key, wrong type, bad value."""
-
-
 
 
 def _valid_keys(section: str | None) -> list[str]:
@@ -223,13 +212,3 @@ def to_yaml(cfg: Config) -> str:
     from omegaconf import OmegaConf
 
     return OmegaConf.to_yaml(OmegaConf.create(to_dict(cfg)))
-
-
-def model_kwargs(cfg: ModelConfig) -> dict[str, Any]:
-    """ScoreModel keyword arguments of a model section."""
-    d = asdict(cfg)
-    kind = d.pop("kind")
-    if kind != "diffsep":
-        raise ConfigError(f"unknown model.kind {kind!r}; valid: diffsep")
-    d["ch_mult"], d["attn_resolutions"] = tuple(d["ch_mult"]), tuple(d["attn_resolutions"])
-    return d

@@ -1,4 +1,5 @@
-"""torchrun helpers: process-group setup from the environment, rank queries, reductions."""
+"""torchrun helpers: device choice, process-group setup from the environment, DDP wrapping, rank
+queries, reductions."""
 from __future__ import annotations
 
 import os
@@ -23,6 +24,15 @@ class DistInfo:
         return self.world_size > 1
 
 
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto`` is CUDA when available, else CPU; ``cuda`` means this process's local GPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        name = f"cuda:{local_rank}"
+    return torch.device(name)
+
+
 def setup(device_kind: str) -> DistInfo:
     """Join the process group that torchrun describes in the environment (WORLD_SIZE > 1);
     NCCL for CUDA, gloo otherwise. A single process gets DistInfo() and no process group."""
@@ -36,6 +46,15 @@ def setup(device_kind: str) -> DistInfo:
             torch.cuda.set_device(info.local_rank)
         dist.init_process_group(backend=backend)
     return info
+
+
+def wrap(model: torch.nn.Module, info: DistInfo, device: torch.device) -> torch.nn.Module:
+    """The module to train: DistributedDataParallel under torchrun, the model itself otherwise."""
+    if not info.enabled:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
 def cleanup() -> None:

@@ -9,13 +9,13 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .atomic import write_text_atomic
 from .metrics import pesq, pesq_mode, pit_si_sdr, sdr, si_sdr, stoi
 
 METRICS = ("si_sdr", "si_sdri", "sdr", "pesq", "estoi", "stoi")
@@ -128,12 +128,12 @@ class Evaluator:
         out_dir.mkdir(parents=True, exist_ok=True)
         keys = ["name"] + [k for k in METRICS if k in summary]
         keys += sorted({k for r in self.rows for k in r} - set(keys))
-        _atomic_text(out_dir / "results.csv", _csv_text(self.rows, keys))
+        write_text_atomic(out_dir / "results.csv", _csv_text(self.rows, keys))
         meta = {**(info or {}), "utterances": len(self.rows)}
         if self.pesq_modes:
             meta["pesq_mode"] = "/".join(sorted(self.pesq_modes))
-        _atomic_text(out_dir / "summary.json", json.dumps({**summary, "info": meta}, indent=2) + "\n")
-        _atomic_text(out_dir / "summary.md", markdown_table(summary))
+        write_text_atomic(out_dir / "summary.json", json.dumps({**summary, "info": meta}, indent=2) + "\n")
+        write_text_atomic(out_dir / "summary.md", markdown_table(summary))
         return summary
 
 
@@ -158,9 +158,3 @@ def _csv_text(rows: list[dict], keys: list[str]) -> str:
     for r in rows:
         w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
     return buf.getvalue()
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

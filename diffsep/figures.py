@@ -46,8 +46,10 @@ def example_figure(path: Path, mix: np.ndarray | None, refs: np.ndarray, ests: n
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=80)
-    plt.close(fig)
-    tmp.replace(path)
+    from .atomic import atomic_path
+
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=80, format="png")
+    finally:
+        plt.close(fig)

@@ -12,15 +12,12 @@ no minimum over π.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor
 
 from .pit import all_permutations, permute, random_permutation
-from .sde import DiffSepSDE
-
-ScoreFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+from .sde import DiffSepSDE, ScoreFn
 
 
 @dataclass

@@ -7,14 +7,34 @@ x_T = mix / K + L_T z and return estimates of shape (B, K, N). Reverse SDE (Eq. 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, fields, replace
 from typing import Callable
 
 import torch
 from torch import Tensor
 
-from .sde import DiffSepSDE, project_null
+from .sde import DiffSepSDE, ScoreFn
 
-ScoreFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+
+@dataclass
+class SamplerSettings:
+    """Every sampler option, one object for configs, checkpoints, command lines and benchmarks.
+    Each sampler reads the fields it names in :data:`SAMPLERS`; the others are ignored."""
+    kind: str = "pc"  # pc (predictor-corrector) | ode (probability flow) | em (Euler–Maruyama)
+    steps: int = 30  # number of time steps N
+    snr: float = 0.5  # corrector step size parameter r (pc)
+    corrector_steps: int = 1  # Langevin corrector steps per time step (pc)
+    t_eps: float = 0.03  # last evaluation time
+    reference_dt: bool = False  # pc: use the reference's step 1/N (to reproduce published numbers)
+    solver: str = "heun"  # ode: heun | euler
+
+    def updated(self, **overrides) -> "SamplerSettings":
+        """A copy with the given fields replaced (None values are ignored; unknown keys fail)."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown sampler option(s) {unknown}; valid: {', '.join(sorted(known))}")
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
 def time_grid(steps: int, T: float = 1.0, t_eps: float = 0.03, *, device=None,
@@ -50,7 +70,7 @@ def predictor_step(score_fn: ScoreFn, sde: DiffSepSDE, x: Tensor, t: Tensor, mix
     """Reverse-diffusion step from t to t − dt: x_mean = x + (γ P̄ x + g² q) dt,
     x = x_mean + g sqrt(dt) z. Returns (x, x_mean), both (B, K, N)."""
     g = sde.diffusion(t).reshape(-1, 1, 1)
-    x_mean = x + (sde.gamma * project_null(x) + g ** 2 * score_fn(x, t, mix)) * dt
+    x_mean = x - sde.reverse_drift(x, t, score_fn(x, t, mix)) * dt
     return x_mean + g * dt ** 0.5 * _randn(x, generator), x_mean
 
 
@@ -92,8 +112,7 @@ def pc_sample(score_fn: ScoreFn, sde: DiffSepSDE, mix: Tensor, *, steps: int = 3
 
 def ode_drift(score_fn: ScoreFn, sde: DiffSepSDE, x: Tensor, t: Tensor, mix: Tensor) -> Tensor:
     """Probability-flow ODE velocity dx/dt = −γ P̄ x − ½ g(t)² ∇log p_t(x). (B, K, N) -> (B, K, N)."""
-    g2 = sde.diffusion(t).reshape(-1, 1, 1) ** 2
-    return -sde.gamma * project_null(x) - 0.5 * g2 * score_fn(x, t, mix)
+    return sde.reverse_drift(x, t, score_fn(x, t, mix), ode=True)
 
 
 @torch.no_grad()
@@ -134,31 +153,42 @@ def em_sample(score_fn: ScoreFn, sde: DiffSepSDE, mix: Tensor, *, steps: int = 3
                      generator=generator, x_T=x_T)
 
 
-SAMPLERS = {"pc": pc_sample, "ode": ode_sample, "em": em_sample}
+@dataclass(frozen=True)
+class Sampler:
+    """A registry entry: the function, the settings fields it takes, and its number of score
+    evaluations as a function of the settings."""
+    fn: Callable[..., Tensor]
+    options: tuple[str, ...]
+    nfe: Callable[[SamplerSettings], int]
 
 
-def sample(score_fn: ScoreFn, sde: DiffSepSDE, mix: Tensor, *, kind: str = "pc", steps: int = 30,
-           snr: float = 0.5, corrector_steps: int = 1, t_eps: float = 0.03,
-           reference_dt: bool = False, solver: str = "heun",
-           generator: torch.Generator | None = None) -> Tensor:
-    """Run the sampler named ``kind`` with the options that apply to it. mix (B, 1, N) -> (B, K, N)."""
-    if kind == "pc":
-        return pc_sample(score_fn, sde, mix, steps=steps, snr=snr, corrector_steps=corrector_steps,
-                         t_eps=t_eps, reference_dt=reference_dt, generator=generator)
-    if kind == "ode":
-        return ode_sample(score_fn, sde, mix, steps=steps, t_eps=t_eps, solver=solver,
-                          generator=generator)
-    if kind == "em":
-        return em_sample(score_fn, sde, mix, steps=steps, t_eps=t_eps, generator=generator)
-    raise ValueError(f"unknown sampler {kind!r}; valid: {', '.join(SAMPLERS)}")
+# The one list of samplers: adding one means its function above and one entry here.
+SAMPLERS: dict[str, Sampler] = {
+    "pc": Sampler(pc_sample, ("steps", "snr", "corrector_steps", "t_eps", "reference_dt"),
+                  lambda s: s.steps * (1 + s.corrector_steps)),
+    "ode": Sampler(ode_sample, ("steps", "t_eps", "solver"),
+                   lambda s: 2 * s.steps - 1 if s.solver == "heun" else s.steps),
+    "em": Sampler(em_sample, ("steps", "t_eps"), lambda s: s.steps),
+}
 
 
-def nfe(sampler: str, steps: int, corrector_steps: int = 1, solver: str = "heun") -> int:
-    """Number of score evaluations a sampler makes."""
-    if sampler == "pc":
-        return steps * (1 + corrector_steps)
-    if sampler == "ode":
-        return 2 * steps - 1 if solver == "heun" else steps
-    if sampler == "em":
-        return steps
-    raise ValueError(f"unknown sampler {sampler!r}; valid: {', '.join(SAMPLERS)}")
+def _entry(kind: str) -> Sampler:
+    if kind not in SAMPLERS:
+        raise ValueError(f"unknown sampler {kind!r}; valid: {', '.join(SAMPLERS)}")
+    return SAMPLERS[kind]
+
+
+def sample(score_fn: ScoreFn, sde: DiffSepSDE, mix: Tensor, settings: SamplerSettings | None = None,
+           *, generator: torch.Generator | None = None, **overrides) -> Tensor:
+    """Run the sampler ``settings.kind`` with the options that apply to it (``overrides`` replace
+    fields of ``settings``). mix (B, 1, N) -> (B, K, N)."""
+    settings = (settings or SamplerSettings()).updated(**overrides)
+    entry = _entry(settings.kind)
+    return entry.fn(score_fn, sde, mix, generator=generator,
+                    **{k: getattr(settings, k) for k in entry.options})
+
+
+def nfe(settings: SamplerSettings | None = None, **overrides) -> int:
+    """Number of score evaluations the sampler of ``settings`` makes."""
+    settings = (settings or SamplerSettings()).updated(**overrides)
+    return _entry(settings.kind).nfe(settings)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import spectral
-from .ncsnpp import NCSNpp
+from .ncsnpp import PAPER_CH_MULT, NCSNpp
 
 
 class ScoreModel(nn.Module):
@@ -28,7 +28,7 @@ class ScoreModel(nn.Module):
     the same architecture.
     """
 
-    def __init__(self, n_src: int = 2, nf: int = 128, ch_mult=(1, 1, 2, 2, 2, 2, 2),
+    def __init__(self, n_src: int = 2, nf: int = 128, ch_mult=PAPER_CH_MULT,
                  num_res_blocks: int = 2, attn_resolutions=(16,), fourier_scale: float = 16.0,
                  init_scale: float = 0.0, dropout: float = 0.0, n_fft: int = 510,
                  hop_length: int = 128, spec_factor: float = 0.15, spec_abs_exponent: float = 0.5,

@@ -9,9 +9,13 @@ Times ``t`` are tensors of shape (B,) (or scalars broadcast to the batch).
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 from torch import Tensor
+
+ScoreFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+"""q(x, t, mix): x (B, K, N), t (B,), mix (B, 1, N) -> score (B, K, N); the network or an oracle."""
 
 
 def project_mean(x: Tensor) -> Tensor:
@@ -24,7 +28,7 @@ def project_null(x: Tensor) -> Tensor:
     return x - x.mean(dim=1, keepdim=True)
 
 
-def _split_apply(x: Tensor, a: Tensor, b: Tensor) -> Tensor:
+def apply_eig(x: Tensor, a: Tensor, b: Tensor) -> Tensor:
     """(a P + b P̄) x for per-item scalars a, b of shape (B,). x: (B, K, N)."""
     m = x.mean(dim=1, keepdim=True)
     a = a.reshape(-1, 1, 1).to(x.dtype)
@@ -75,11 +79,17 @@ class DiffSepSDE:
         """g(t) = σ_min ρ^t sqrt(2 ln ρ) (Eq. 10). (B,) -> (B,)."""
         return self.sigma_min * self.rho ** t * math.sqrt(2.0 * self.log_rho)
 
+    def reverse_drift(self, x: Tensor, t: Tensor, score: Tensor, ode: bool = False) -> Tensor:
+        """Drift of the reverse-time SDE f − g² ∇log p (Eq. 12), or with ``ode`` of the
+        probability-flow ODE f − ½ g² ∇log p. x, score (B, K, N), t (B,) -> (B, K, N)."""
+        g2 = self.diffusion(t).reshape(-1, 1, 1) ** 2
+        return self.drift(x) - (0.5 * g2 if ode else g2) * score
+
     # -- closed-form marginal (Theorem 1) ------------------------------------------------------
     def mean(self, sources: Tensor, t) -> Tensor:
         """μ_t = P s + e^{−γt} P̄ s. sources (B, K, N), t (B,) -> (B, K, N)."""
         t = self._time(t, sources)
-        return _split_apply(sources, torch.ones_like(t), torch.exp(-self.gamma * t))
+        return apply_eig(sources, torch.ones_like(t), torch.exp(-self.gamma * t))
 
     def eigvals(self, t: Tensor) -> tuple[Tensor, Tensor]:
         """(λ1, λ2) with Σ_t = λ1 P + λ2 P̄ (Theorem 1). t (B,) -> ((B,), (B,)).
@@ -95,22 +105,22 @@ class DiffSepSDE:
     def mult_L(self, x: Tensor, t) -> Tensor:
         """L_t x with L_t = sqrt(λ1) P + sqrt(λ2) P̄ (so Σ_t = L_t L_t). (B, K, N) -> (B, K, N)."""
         lam1, lam2 = self.eigvals(self._time(t, x))
-        return _split_apply(x, lam1.sqrt(), lam2.sqrt())
+        return apply_eig(x, lam1.sqrt(), lam2.sqrt())
 
     def mult_L_inv(self, x: Tensor, t) -> Tensor:
         """L_t⁻¹ x = (P / sqrt(λ1) + P̄ / sqrt(λ2)) x. (B, K, N) -> (B, K, N); needs t > 0."""
         lam1, lam2 = self.eigvals(self._time(t, x))
-        return _split_apply(x, lam1.rsqrt(), lam2.rsqrt())
+        return apply_eig(x, lam1.rsqrt(), lam2.rsqrt())
 
     def mult_Sigma(self, x: Tensor, t) -> Tensor:
         """Σ_t x = (λ1 P + λ2 P̄) x. (B, K, N) -> (B, K, N)."""
         lam1, lam2 = self.eigvals(self._time(t, x))
-        return _split_apply(x, lam1, lam2)
+        return apply_eig(x, lam1, lam2)
 
     def mult_Sigma_inv(self, x: Tensor, t) -> Tensor:
         """Σ_t⁻¹ x = (P / λ1 + P̄ / λ2) x. (B, K, N) -> (B, K, N); needs t > 0."""
         lam1, lam2 = self.eigvals(self._time(t, x))
-        return _split_apply(x, 1.0 / lam1, 1.0 / lam2)
+        return apply_eig(x, 1.0 / lam1, 1.0 / lam2)
 
     def marginal_sample(self, sources: Tensor, t, z: Tensor) -> Tensor:
         """x_t = μ_t(s) + L_t z for a given standard normal z. (B, K, N) -> (B, K, N)."""

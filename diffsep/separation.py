@@ -2,24 +2,21 @@
 chunks whose source order is aligned to the previous chunk, joined by windowed overlap-add.
 
 A *separator* is any callable ``mix (B, 1, n) -> estimates (B, K, n)`` on raw-scale audio with
-attributes ``n_src`` and ``sample_rate``: :class:`DiffSepSeparator` wraps a score model and a
-sampler; the Conv-TasNet baseline and test oracles fit the same slot. :func:`separate` does the
-chunking, so every separator handles inputs of any length with flat working memory.
+attributes ``n_src`` and ``sample_rate``: :class:`Separator` wraps any model family's estimate
+(:mod:`diffsep.inference` builds one from a checkpoint); test oracles fit the same slot.
+:func:`separate` does the chunking, so every separator handles inputs of any length with flat
+working memory.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor
 
-from .checkpoint import InferenceModel
-from .config import SamplerConfig
-from .data.base import denormalize, normalize
+from .normalization import denormalize, normalize
 from .pit import best_permutation
-from .sampler import nfe, sample
-from .sde import DiffSepSDE
 
 RESCALE = ("denormalize", "mix_projection", "mix_consistency")
 
@@ -43,94 +40,37 @@ def rescale(est: Tensor, mix: Tensor, how: str = "denormalize") -> Tensor:
 
 
 @dataclass
-class DiffSepSeparator:
-    """Score model + SDE + sampler as a separator: mix (B, 1, n) -> (B, K, n).
+class Separator:
+    """A trained network as a separator of raw-scale audio: mix (B, 1, n) -> (B, K, n).
 
-    Each item is normalised (mean removed, divided by its std), sampled from the reverse SDE, and
-    mapped back to the input's scale; ``rescale`` is then applied (see :func:`rescale`).
-    ``generator`` drives the sampler noise (seed it for repeatable outputs).
+    Each item is normalised (mean removed, divided by its std), passed to ``estimate`` (normalised
+    mixtures (B, 1, n) and ``generator`` -> estimates (B, K, n): a family's estimate bound to its
+    network, a sampler with an oracle score in tests ...), mapped back to the input's scale and
+    rescaled (see :func:`rescale`). ``generator`` drives any sampling noise (seed it for
+    repeatable outputs); ``nfe`` is the network evaluations per call, ``fixed_order`` whether the
+    outputs come in a fixed source order (enhancement), ``info`` what result files record.
     """
-    model: torch.nn.Module
-    sde: DiffSepSDE
+    estimate: Callable[[Tensor, torch.Generator | None], Tensor]
+    n_src: int
     sample_rate: int
-    options: SamplerConfig = field(default_factory=SamplerConfig)
+    device: torch.device = torch.device("cpu")
+    nfe: int = 1
     rescale: str = "denormalize"
     generator: torch.Generator | None = None
+    fixed_order: bool = False
+    info: dict = field(default_factory=dict)
 
-    @property
-    def n_src(self) -> int:
-        return self.sde.n_src
-
-    @property
-    def nfe(self) -> int:
-        o = self.options
-        return nfe(o.kind, o.steps, o.corrector_steps, o.solver)
-
-    @property
-    def device(self) -> torch.device:
-        return _model_device(self.model)
+    def __post_init__(self):
+        if self.rescale not in RESCALE:
+            raise ValueError(f"unknown rescale {self.rescale!r}; valid: {', '.join(RESCALE)}")
+        self.device = torch.device(self.device)
 
     @torch.no_grad()
     def __call__(self, mix: Tensor) -> Tensor:
-        o = self.options
-        return _normalised(lambda m: sample(
-            self.model, self.sde, m, kind=o.kind, steps=o.steps, snr=o.snr,
-            corrector_steps=o.corrector_steps, t_eps=o.t_eps, solver=o.solver,
-            reference_dt=o.reference_dt, generator=self.generator), mix, self.device, self.rescale)
-
-
-@dataclass
-class MaskingSeparator:
-    """A discriminative network (Conv-TasNet) as a separator: normalise, one forward pass, undo
-    the normalisation, rescale. mix (B, 1, n) -> (B, K, n)."""
-    model: torch.nn.Module
-    sample_rate: int
-    rescale: str = "denormalize"
-    nfe: int = 1
-
-    @property
-    def n_src(self) -> int:
-        return self.model.n_src
-
-    @property
-    def device(self) -> torch.device:
-        return _model_device(self.model)
-
-    @torch.no_grad()
-    def __call__(self, mix: Tensor) -> Tensor:
-        return _normalised(self.model, mix, self.device, self.rescale)
-
-
-def _normalised(estimate: Callable[[Tensor], Tensor], mix: Tensor, device, how: str) -> Tensor:
-    """Normalise each item, estimate the sources, map them back to the input's scale, rescale.
-    mix (B, 1, n) -> (B, K, n)."""
-    mix = mix.to(device, torch.float32)
-    mix_n, _, mean, std = normalize(mix)
-    return rescale(denormalize(estimate(mix_n), mean, std), mix, how)
-
-
-def _model_device(model: torch.nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
-def make_separator(inference: InferenceModel, *, device="cpu", sampler: dict | None = None,
-                   rescale: str = "denormalize", seed: int = 0):
-    """The separator for a loaded checkpoint, on ``device``. ``sampler`` overrides the sampler
-    settings stored with the model (keys of :class:`diffsep.config.SamplerConfig`)."""
-    if rescale not in RESCALE:
-        raise ValueError(f"unknown rescale {rescale!r}; valid: {', '.join(RESCALE)}")
-    if inference.kind == "diffsep":
-        known = {f.name for f in fields(SamplerConfig)}
-        merged = {k: v for k, v in {**inference.sampler, **(sampler or {})}.items()
-                  if k in known and v is not None}
-        model = inference.model.to(device).eval()
-        generator = torch.Generator(device=device).manual_seed(seed)
-        return DiffSepSeparator(model, DiffSepSDE(inference.n_src, **inference.sde),
-                                inference.sample_rate, SamplerConfig(**merged), rescale, generator)
-    if inference.kind == "convtasnet":
-        return MaskingSeparator(inference.model.to(device).eval(), inference.sample_rate, rescale)
-    raise ValueError(f"unknown model kind {inference.kind!r}; valid: diffsep, convtasnet")
+        mix = mix.to(self.device, torch.float32)
+        mix_n, _, mean, std = normalize(mix)
+        est = self.estimate(mix_n, self.generator)
+        return rescale(denormalize(est, mean, std), mix, self.rescale)
 
 
 # -- chunking ------------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ Shapes: waveforms (..., N); spectrograms (..., F, frames) with F = n_fft // 2 + 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 TRANSFORMS = ("exponent", "log", "none")
@@ -37,13 +36,6 @@ def istft(X: Tensor, n_fft: int = 510, hop_length: int = 128, length: int | None
                     window=_window(n_fft, X), center=True, normalized=False, onesided=True,
                     length=length)
     return x.reshape(*lead, x.shape[-1])
-
-
-def fit_length(x: Tensor, length: int) -> Tensor:
-    """Crop or right-pad with zeros the last axis to ``length``. (..., M) -> (..., length)."""
-    if x.shape[-1] >= length:
-        return x[..., :length]
-    return F.pad(x, (0, length - x.shape[-1]))
 
 
 def compress(X: Tensor, alpha: float = 0.5, beta: float = 0.15, transform: str = "exponent") -> Tensor:

@@ -4,6 +4,7 @@ import json
 import math
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from helpers_audio import make_mix_tree, tone_sources
@@ -86,7 +87,9 @@ def test_model_mode_on_a_dataset_split_with_examples(tmp_path, tiny_checkpoint):
 
 
 def test_mode_arguments_are_checked(tmp_path, capsys):
-    assert main(["--out", str(tmp_path)]) == 2
+    with pytest.raises(SystemExit) as usage:  # neither mode: a usage error
+        main(["--out", str(tmp_path)])
+    assert usage.value.code == 2 and "give either --model" in capsys.readouterr().err
     assert main(["--est-dir", str(tmp_path), "--out", str(tmp_path)]) == 2
     assert main(["--est-dir", str(tmp_path), "--ref-dir", str(tmp_path), "--out", str(tmp_path)]) == 2
     assert "no s1/ folder" in capsys.readouterr().err

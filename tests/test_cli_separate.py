@@ -126,6 +126,7 @@ def _run_separate(args, env):
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_hub_model_from_the_local_cache_and_offline_error(tmp_path, tiny_checkpoint):
     cache = tmp_path / "hub"
     snap = cache / "models--someone--tiny" / "snapshots" / "0123abcd"

@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from diffsep.config import ConfigError, config_from_dict, load_config, model_kwargs, to_dict, to_yaml
+from diffsep.build import build_model
+from diffsep.config import ConfigError, config_from_dict, load_config, to_dict, to_yaml
 from diffsep.score_model import ScoreModel
 
 CONFIGS = Path(__file__).parents[1] / "configs"
@@ -63,7 +64,7 @@ def test_config_round_trip_rebuilds_the_same_model():
     assert again == cfg
     assert "n_src: 3" in to_yaml(cfg)
     torch.manual_seed(0)
-    a = ScoreModel(**model_kwargs(cfg.model))
-    b = ScoreModel(**model_kwargs(again.model))
+    a, b = build_model(cfg), build_model(again)
+    assert isinstance(a, ScoreModel)
     b.load_state_dict(a.state_dict())
     assert a.init_kwargs == b.init_kwargs

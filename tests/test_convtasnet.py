@@ -120,8 +120,10 @@ def data_root(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_training_resume_plateau_schedule_and_separation_through_the_clis(data_root, tmp_path):
-    from diffsep.checkpoint import load_model, safe_load
+    from diffsep.checkpoint import safe_load
+    from diffsep.inference import load_model
     from diffsep.cli.evaluate import main as evaluate
     from diffsep.cli.separate import main as separate
 

@@ -8,7 +8,7 @@ import torch
 from diffsep.audio import AudioError, read_audio
 from diffsep.data import SeparationDataset, build_items, collate, denormalize, normalize
 from diffsep.data.layouts import LayoutError
-from diffsep.data.sampler import GlobalBatchOrder
+from diffsep.data.batch_order import GlobalBatchOrder
 from helpers_audio import make_mix_tree, tone_sources
 
 

@@ -72,4 +72,4 @@ def test_parameter_counts_at_paper_settings(nf, count):
         net = NCSNpp(in_ch=6, out_ch=4, nf=nf)
     assert sum(p.numel() for p in net.parameters()) == count
     assert len(list(net.parameters())) == 647
-    assert not net.all_modules[0].W.requires_grad  # frozen Fourier frequencies
+    assert not net.temb.fourier.W.requires_grad  # frozen Fourier frequencies

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from diffsep.metrics import pit_si_sdr
-from diffsep.sampler import em_sample, nfe, ode_sample, pc_sample, time_grid
+from diffsep.sampler import SAMPLERS, SamplerSettings, em_sample, nfe, ode_sample, pc_sample, sample, time_grid
 from diffsep.sde import DiffSepSDE
 from conftest import DEVICES, normalised_example
 
@@ -29,7 +29,7 @@ def test_pc_sampler_recovers_sources_with_the_exact_score(K, reference_dt):
     assert est.shape == s.shape
     scores, _ = pit_si_sdr(est, s)
     assert scores.min() >= 30.0, scores
-    assert oracle.calls == nfe("pc", 30, 1) == 60
+    assert oracle.calls == nfe(kind="pc", steps=30, corrector_steps=1) == 60
 
 
 @pytest.mark.parametrize("K", [2, 3])
@@ -40,7 +40,7 @@ def test_ode_sampler_recovers_sources_with_few_evaluations(K):
     est = ode_sample(oracle, sde, mix, steps=6, generator=torch.Generator().manual_seed(0))
     scores, _ = pit_si_sdr(est, s)
     assert scores.min() >= 30.0, scores
-    assert oracle.calls == nfe("ode", 6) == 11
+    assert oracle.calls == nfe(kind="ode", steps=6) == 11
 
 
 def test_sampler_with_wrong_sign_score_fails():
@@ -57,11 +57,11 @@ def test_em_sampler_and_nfe_counts():
     s, mix = normalised_example(2, 2000)
     oracle = Oracle(sde, s)
     est = em_sample(oracle, sde, mix, steps=30, generator=torch.Generator().manual_seed(0))
-    assert oracle.calls == nfe("em", 30) == 30
+    assert oracle.calls == nfe(kind="em", steps=30) == 30
     assert pit_si_sdr(est, s)[0].min() > 25
-    assert nfe("pc", 30, 2) == 90 and nfe("ode", 10, solver="euler") == 10
+    assert nfe(kind="pc", steps=30, corrector_steps=2) == 90 and nfe(kind="ode", steps=10, solver="euler") == 10
     with pytest.raises(ValueError, match="valid: pc, ode, em"):
-        nfe("ddim", 3)
+        nfe(kind="ddim", steps=3)
 
 
 def test_samplers_are_deterministic_given_a_generator():
@@ -96,3 +96,25 @@ def test_samplers_follow_device_and_dtype(device):
         out = fn(oracle, sde, mix, steps=3, callback=lambda i, t, x: seen.append(i))
         assert out.device.type == device and out.dtype == torch.float32
     assert seen == [0, 1, 2, 0, 1, 2]
+
+
+@pytest.mark.parametrize("kind", sorted(SAMPLERS))
+@pytest.mark.parametrize("steps,corrector_steps,solver", [(3, 1, "heun"), (4, 2, "euler"), (1, 0, "heun")])
+def test_every_registered_sampler_makes_the_evaluations_its_nfe_formula_says(kind, steps, corrector_steps, solver):
+    """The registry's NFE formula against the calls sample() makes through the registry."""
+    sde = DiffSepSDE(2)
+    s, mix = normalised_example(2, 800, dtype=torch.float32)
+    oracle = Oracle(sde, s)
+    settings = SamplerSettings(kind=kind, steps=steps, corrector_steps=corrector_steps, solver=solver)
+    est = sample(oracle, sde, mix, settings, generator=torch.Generator().manual_seed(0))
+    assert est.shape == s.shape and torch.isfinite(est).all()
+    assert oracle.calls == nfe(settings)
+
+
+def test_settings_overrides_and_unknown_sampler():
+    base = SamplerSettings()
+    assert base.updated(steps=5, snr=None).steps == 5 and base.updated(snr=None).snr == base.snr
+    with pytest.raises(ValueError, match="unknown sampler option"):
+        base.updated(stepz=5)
+    with pytest.raises(ValueError, match="unknown sampler 'bogus'; valid: pc, ode, em"):
+        nfe(kind="bogus")

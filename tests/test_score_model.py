@@ -4,8 +4,9 @@ import pickle
 import pytest
 import torch
 
-from diffsep.checkpoint import (CheckpointError, from_reference, load_model, read_reference_config,
-                                save_checkpoint)
+from diffsep.checkpoint import CheckpointError, save_checkpoint
+from diffsep.inference import load_model
+from diffsep.reference import from_reference, read_reference_config
 from diffsep.score_model import ScoreModel
 from conftest import DEVICES
 
@@ -79,11 +80,11 @@ def test_reference_converter_reads_its_config_and_picks_ema(reference_fixture):
     assert cfg["model"]["n_src"] == 2 and cfg["model"]["nf"] == 16
     assert cfg["sde"] == {"gamma": 2.0, "sigma_min": 0.05, "sigma_max": 0.5}
     raw, ema = from_reference(ckpt, ema=False), from_reference(ckpt)
-    w_raw = raw.backbone.all_modules[1].weight
+    w_raw = raw.backbone.temb.dense_0.weight
     assert torch.equal(w_raw, ckpt["state_dict"]["score_model.backbone.all_modules.1.weight"])
-    assert torch.equal(ema.backbone.all_modules[1].weight, ckpt["ema"]["shadow_params"][3])
+    assert torch.equal(ema.backbone.temb.dense_0.weight, ckpt["ema"]["shadow_params"][3])
     # Fourier frequencies come from the file, not from a new random draw
-    assert torch.equal(ema.backbone.all_modules[0].W, ckpt["ema"]["shadow_params"][2])
+    assert torch.equal(ema.backbone.temb.fourier.W, ckpt["ema"]["shadow_params"][2])
 
 
 def test_reference_without_ema_state_falls_back_to_state_dict(reference_fixture):

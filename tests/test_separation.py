@@ -4,11 +4,11 @@ import torch
 from hypothesis import example, given, settings, strategies as st
 
 from conftest import speech_like
-from diffsep.config import SamplerConfig
-from diffsep.data.base import normalize
+from diffsep.normalization import normalize
 from diffsep.metrics import si_sdr
 from diffsep.sde import DiffSepSDE
-from diffsep.separation import (DiffSepSeparator, chunk_starts, ola_window, rescale, separate)
+from diffsep.sampler import SamplerSettings, sample
+from diffsep.separation import Separator, chunk_starts, ola_window, rescale, separate
 
 
 class Oracle:
@@ -128,12 +128,12 @@ def test_chunked_equals_whole_with_the_exact_score():
     sde = DiffSepSDE(2)
     sources = speech_like(2, n, seed=5, dtype=torch.float32)[0]
     mix = sources.sum(0)
-    opts = SamplerConfig(steps=30)
+    opts = SamplerSettings(steps=30)
     results = []
     for c, o in ((0, 0), (chunk, overlap)):
-        starts = chunk_starts(n, c, o)
-        sep = DiffSepSeparator(ExactScore(sde, sources, starts, n), sde, 8000, opts,
-                               generator=torch.Generator().manual_seed(1))
+        score = ExactScore(sde, sources, starts=chunk_starts(n, c, o), n=n)
+        sep = Separator(lambda mix, g, score=score: sample(score, sde, mix, opts, generator=g), 2, 8000,
+                        generator=torch.Generator().manual_seed(1))
         out, = separate(sep, [mix], chunk=c, overlap=o, batch_size=2)
         results.append(out)
     whole, chunked = results

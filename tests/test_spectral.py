@@ -60,12 +60,6 @@ def test_channel_packing_order_and_round_trip():
     torch.testing.assert_close(spectral.channels_to_complex(h), X)
 
 
-def test_fit_length():
-    x = torch.arange(5.0)
-    assert spectral.fit_length(x, 3).tolist() == [0, 1, 2]
-    assert spectral.fit_length(x, 7).tolist() == [0, 1, 2, 3, 4, 0, 0]
-
-
 @pytest.mark.parametrize("N", [1, 999, 8000])
 def test_score_model_encode_decode_round_trip(N):
     """The wrapper's own pre/post-processing (pad, STFT, compress, pack, frame padding) inverts."""

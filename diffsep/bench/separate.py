@@ -16,7 +16,7 @@ import time
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="checkpoint (default: a random network of --nf)")
-    p.add_argument("--kind", choices=("diffsep", "convtasnet"), default="diffsep",
+    p.add_argument("--kind", choices=("diffsep", "convtasnet"), default="diffsep",  # families with a paper size
                    help="family of the random network (without --model)")
     p.add_argument("--nf", type=int, default=64, help="width of the random DiffSep network")
     p.add_argument("--lengths", type=float, nargs="+", default=[10.0, 60.0, 600.0],
@@ -30,36 +30,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
 
-def _inference(args):
-    import torch
+def _separator(args):
+    from ..inference import load_separator, random_separator
 
-    from ..checkpoint import InferenceModel, load_inference
-    from ..convtasnet import ConvTasNet
-    from ..score_model import ScoreModel
-
+    sampler = {k: v for k, v in (("kind", args.sampler), ("steps", args.steps)) if v is not None}
     if args.model:
-        return load_inference(args.model)
-    torch.manual_seed(0)
-    if args.kind == "convtasnet":  # the paper configuration
-        return InferenceModel(ConvTasNet(n_src=2).eval(), "convtasnet", 2, 8000)
-    model = ScoreModel(n_src=2, nf=args.nf, init_scale=1.0).eval()
-    return InferenceModel(model, "diffsep", 2, 8000)
+        return load_separator(args.model, device=args.device, sampler=sampler)
+    return random_separator(args.kind, nf=args.nf, device=args.device, sampler=sampler)
 
 
 def _one(args, seconds: float, queue) -> None:
     import torch
 
-    from ..separation import make_separator, separate
+    from ..inference import chunk_samples
+    from ..separation import separate
     from .score import _peak_mb, _sync
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    sampler = {k: v for k, v in (("kind", args.sampler), ("steps", args.steps)) if v is not None}
-    sep = make_separator(_inference(args), device=args.device, sampler=sampler)
+    sep = _separator(args)
     device = torch.device(args.device)
     rate = sep.sample_rate
-    chunk = int(args.chunk_seconds * rate)
-    overlap = int(args.overlap_seconds * rate) if chunk else 0
+    chunk, overlap = chunk_samples(args.chunk_seconds, args.overlap_seconds, rate)
     separate(sep, [torch.randn(rate // 2)])  # warm-up on a short input
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import AUDIO_EXTENSIONS
-from .common import add_model_args, load_separator, separate_signal
+from .common import add_model_args, check_model_args, chunking, load_separator
 
 MIN_SECONDS = 0.05
 
@@ -97,15 +97,18 @@ def build_parser() -> argparse.ArgumentParser:
 def separate_file(separator, job: Job, outs: list[Path], args) -> None:
     """Separate one file and write its K outputs ``outs`` together, atomically."""
     from ..audio import write_audio_group
+    from ..inference import separate_signal
 
     mix, sr = load_mixture(job.path, args.downmix)
     out_rate = sr if args.output_rate == "input" else separator.sample_rate
-    est = separate_signal(separator, mix, sr, args, out_rate)
+    est = separate_signal(separator, mix, sr, out_rate=out_rate, **chunking(args))
     write_audio_group(list(zip(outs, est)), out_rate)
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_model_args(parser, args)
     from tqdm import tqdm
 
     from ..audio import AudioError

@@ -1,5 +1,6 @@
 """Datasets: wsj0-mix, LibriMix, VoiceBank-DEMAND and plain folders (see README for layouts)."""
-from .base import Item, SeparationDataset, collate, normalize, denormalize
-from .layouts import build_items, KINDS
+from ..normalization import denormalize, normalize
+from .base import Item, SeparationDataset, collate
+from .layouts import KINDS, build_items
 
 __all__ = ["Item", "SeparationDataset", "collate", "normalize", "denormalize", "build_items", "KINDS"]

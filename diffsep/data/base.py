@@ -1,5 +1,6 @@
 """The dataset shared by every layout: a list of items (mixture file + source files), random
-crops at a common offset, length filtering, padding collate, and per-item normalisation."""
+crops at a common offset, length filtering and padding collate (normalisation:
+:mod:`diffsep.normalization`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from ..audio import AudioError, audio_info, read_audio
 
@@ -108,20 +108,3 @@ def collate(batch: list[dict]) -> dict:
             "sources": torch.stack([pad(b["sources"]) for b in batch]),
             "lengths": torch.tensor([b["length"] for b in batch]),
             "names": [b["name"] for b in batch]}
-
-
-def normalize(mix: Tensor, sources: Tensor | None = None, eps: float = 1e-5):
-    """Per item: remove the mixture's mean (mean / K from every source, so the sources still sum
-    to the mixture) and divide by the mixture's std (clamped at eps).
-    mix (B, 1, N), sources (B, K, N) -> (mix, sources, mean (B, 1, 1), std (B, 1, 1))."""
-    mean = mix.mean(dim=-1, keepdim=True)
-    std = mix.std(dim=-1, keepdim=True).clamp_min(eps)
-    mix = (mix - mean) / std
-    if sources is not None:
-        sources = (sources - mean / sources.shape[1]) / std
-    return mix, sources, mean, std
-
-
-def denormalize(est: Tensor, mean: Tensor, std: Tensor) -> Tensor:
-    """Inverse of :func:`normalize` for estimates (B, K, N)."""
-    return est * std + mean / est.shape[1]

@@ -13,9 +13,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from ..audio import AUDIO_EXTENSIONS
 from .base import Item
 
-AUDIO_EXT = (".wav", ".flac", ".ogg")
 KINDS = ("wsj0_mix", "librimix", "vbdemand", "folder")
 
 
@@ -34,7 +34,7 @@ def _need_dir(path: Path, what: str) -> Path:
 
 
 def _audio_files(folder: Path) -> dict[str, Path]:
-    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in AUDIO_EXT}
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in AUDIO_EXTENSIONS}
 
 
 def _mix_and_sources(base: Path, n_src: int) -> list[Item]:

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from diffsep.checkpoint import load_model, safe_load
+from diffsep.checkpoint import safe_load
+from diffsep.inference import load_model
 from diffsep.config import load_config
-from diffsep.trainer import Trainer
+from diffsep.trainer import Actions, Trainer, after_epoch, after_step
 from helpers_audio import make_mix_tree
 
 ROOT = Path(__file__).parents[1]
@@ -51,13 +51,14 @@ def test_two_step_run_writes_a_self_describing_checkpoint(data_root, tmp_path):
     assert {"last.pt", "best.pt", "config.yaml", "metrics.jsonl"} <= {p.name for p in run.iterdir()}
     ck = safe_load(run / "last.pt")
     assert ck["step"] == 2 and ck["config"]["model"]["nf"] == 8
-    assert not list(run.glob("*.tmp"))
+    assert not [p for p in run.iterdir() if ".tmp" in p.name]
     model = load_model(run / "last.pt")  # the checkpoint alone rebuilds the model (EMA weights)
     assert torch.equal(model.backbone.output_layer.bias, ck["ema"]["backbone.output_layer.bias"])
     recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert any("val_si_sdr" in r and "val_loss" in r for r in recs)
 
 
+@pytest.mark.slow
 def test_interrupted_and_resumed_run_equals_uninterrupted_run(data_root, tmp_path):
     # 10 items, global batch 2, accumulate 2: 2 steps per epoch, so 5 steps cross two epochs
     full = Trainer(tiny_cfg(data_root, tmp_path / "full", "train.max_steps=5"))
@@ -72,16 +73,43 @@ def test_interrupted_and_resumed_run_equals_uninterrupted_run(data_root, tmp_pat
         assert torch.equal(a, b)
 
 
-def test_ema_update_arithmetic():
-    net = torch.nn.Linear(3, 2)
-    ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(0.9))
-    w0 = net.weight.detach().clone()
-    ema.update_parameters(net)  # first update copies
-    torch.testing.assert_close(ema.module.weight, w0)
-    with torch.no_grad():
-        net.weight.add_(1.0)
-    ema.update_parameters(net)
-    torch.testing.assert_close(ema.module.weight, 0.9 * w0 + 0.1 * (w0 + 1.0))
+def test_ema_follows_the_configured_decay_once_per_optimizer_step(data_root, tmp_path):
+    """Our EMA wiring: the decay from optim.ema_decay, the first update copies, then one update
+    per optimizer step (not per accumulated micro-batch), on the weights after the step."""
+    tr = Trainer(tiny_cfg(data_root, tmp_path / "ema", "train.max_steps=3", "optim.ema_decay=0.8",
+                          "train.accumulate=2"))
+    after_steps = []
+    step = tr.opt.step
+
+    def record(*args, **kwargs):
+        out = step(*args, **kwargs)
+        after_steps.append({k: v.detach().clone() for k, v in tr.model.state_dict().items()})
+        return out
+
+    tr.opt.step = record
+    tr.run()
+    assert len(after_steps) == 3
+    key = "backbone.output_layer.weight"
+    want = after_steps[0][key]
+    for w in after_steps[1:]:
+        want = 0.8 * want + 0.2 * w[key]
+    torch.testing.assert_close(tr.ema.module.state_dict()[key], want)
+    assert not torch.equal(want, after_steps[-1][key])
+
+
+def test_schedule_is_a_pure_function_of_step_and_config():
+    t = load_config(None, ["train.log_every=5", "train.val_every=20", "train.ckpt_every=10",
+                           "train.val_every_epochs=2"]).train
+    acts = {s: after_step(s, t) for s in range(1, 41)}
+    assert [s for s, a in acts.items() if a.log] == list(range(5, 41, 5))
+    assert [s for s, a in acts.items() if a.validate] == [20, 40]
+    assert [s for s, a in acts.items() if a.save] == [10, 30]  # validation saves too
+    assert after_step(7, t, last=True) == Actions(log=False, validate=True, save=False)
+    assert after_step(7, t, stop=True) == Actions(log=False, validate=False, save=True)
+    assert [after_epoch(e, t).validate for e in (1, 2, 3, 4)] == [False, True, False, True]
+    assert all(after_epoch(e, t).save != after_epoch(e, t).validate for e in range(1, 5))
+    never = load_config(None, ["train.val_every=0"]).train
+    assert not any(after_step(s, never).validate for s in range(1, 100))
 
 
 def _free_port():
@@ -115,6 +143,7 @@ def _ddp_worker(rank, world, port, data_root, run_dir, out):
     torch.distributed.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_equal_one_process_on_the_same_global_batch(data_root, tmp_path):
     """Global batch 2 x 2 accumulated: 2 processes with 1 item each == 1 process with 2 items."""
     out = tmp_path / "grads"
@@ -135,6 +164,7 @@ def test_ddp_two_processes_equal_one_process_on_the_same_global_batch(data_root,
     assert losses(tmp_path / "ddp") == pytest.approx(losses(tmp_path / "one"), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_sigterm_to_the_process_group_saves_and_exits_cleanly(data_root, tmp_path):
     """As `timeout`, a scheduler or Ctrl-C do it: the DataLoader workers get the signal too."""
     run = tmp_path / "sig"

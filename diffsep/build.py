@@ -1,0 +1,85 @@
+"""The one place that turns a :class:`~diffsep.config.Config` into objects: the model family,
+its network, the datasets, the optimizer, the EMA, the lr schedule and the gradient scaler.
+Defaults live in :mod:`diffsep.config` only.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from .config import Config, ConfigError
+from .families import FAMILIES, Family
+
+AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+LR_SCHEDULES = ("none", "plateau")
+
+
+def build_family(cfg: Config) -> Family:
+    kind = cfg.model.kind
+    if kind not in FAMILIES:
+        raise ConfigError(f"unknown model.kind {kind!r}; valid: {', '.join(FAMILIES)}")
+    return FAMILIES[kind](cfg)
+
+
+def build_model(cfg: Config) -> nn.Module:
+    """The untrained network of ``cfg`` (seed torch first for repeatable weights)."""
+    return build_family(cfg).build_model()
+
+
+def config_of(model: nn.Module) -> dict:
+    """Config sections that rebuild a bare network of any family (for checkpoints)."""
+    for family in FAMILIES.values():
+        if isinstance(model, family.model_class):
+            return family.config_of(model)
+    raise TypeError(f"{type(model).__name__} belongs to no model family; known: {', '.join(FAMILIES)}")
+
+
+def build_datasets(cfg: Config):
+    """(training set with random crops, validation set cropped at the start)."""
+    from .data import SeparationDataset, build_items
+
+    d = cfg.data
+    kw = dict(n_src=cfg.model.n_src, sample_rate=d.sample_rate, mode=d.mode, mixture=d.mixture)
+    seg = int(d.segment_seconds * d.sample_rate) if d.segment_seconds > 0 else None
+    train = SeparationDataset(build_items(d.kind, d.root, d.train_split, **kw), d.sample_rate,
+                              segment=seg, random_crop=True, seed=cfg.train.seed,
+                              min_samples=int(d.min_seconds * d.sample_rate), pad_to_segment=True)
+    valid = SeparationDataset(build_items(d.kind, d.root, d.valid_split, **kw), d.sample_rate,
+                              segment=seg, random_crop=False, seed=cfg.train.seed)
+    return train, valid
+
+
+def build_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
+    o = cfg.optim
+    return torch.optim.Adam(model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+
+
+def build_ema(cfg: Config, model: nn.Module) -> AveragedModel:
+    """Exponential moving average of the weights: the first update copies, then
+    ema ← decay · ema + (1 − decay) · weights after every optimizer step."""
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.optim.ema_decay))
+
+
+def build_scheduler(cfg: Config, opt: torch.optim.Optimizer):
+    """None, or ReduceLROnPlateau on the validation score (higher is better)."""
+    o = cfg.optim
+    if o.lr_schedule not in LR_SCHEDULES:
+        raise ConfigError(f"unknown optim.lr_schedule {o.lr_schedule!r}; valid: {', '.join(LR_SCHEDULES)}")
+    if o.lr_schedule == "none":
+        return None
+    # absolute threshold of 1e-3 of the score (dB): a relative one misbehaves for negative scores
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=o.lr_factor,
+                                                      patience=o.lr_patience, threshold=1e-3,
+                                                      threshold_mode="abs")
+
+
+def amp_dtype(cfg: Config) -> torch.dtype | None:
+    if cfg.train.amp not in AMP_DTYPES:
+        raise ConfigError(f"unknown train.amp {cfg.train.amp!r}; valid: {', '.join(AMP_DTYPES)}")
+    return AMP_DTYPES[cfg.train.amp]
+
+
+def build_scaler(cfg: Config, device: torch.device) -> torch.amp.GradScaler:
+    """Loss scaling for fp16 autocast (disabled otherwise)."""
+    return torch.amp.GradScaler(device.type, enabled=amp_dtype(cfg) == torch.float16)

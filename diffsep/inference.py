@@ -1,0 +1,115 @@
+"""From a checkpoint to separated audio: load any supported checkpoint as (Config, network), make
+its separator, and separate one signal given at any sample rate, in chunks.
+
+    separator = load_separator("ckpt.pt", device="cuda", sampler={"steps": 30})
+    est = separate_signal(separator, mix, 44100, chunk_seconds=10, overlap_seconds=1)  # (K, N)
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+import torch
+from torch import nn
+
+from .build import build_family, build_model
+from .checkpoint import CheckpointError, is_ours, load_weights, safe_load
+from .config import Config, ConfigError, config_from_dict
+from .reference import is_reference, load_reference
+from .separation import Separator, separate
+
+
+@dataclass
+class Trained:
+    """A trained network (eval mode, CPU) with the configuration it was trained with."""
+    config: Config
+    model: nn.Module
+
+
+def load_trained(path_or_ckpt, ema: bool = True) -> Trained:
+    """One of our checkpoints or a reference DiffSep one (detected). ``ema`` selects the EMA
+    weights where the checkpoint has them. Raises CheckpointError naming the file."""
+    where = path_or_ckpt if not isinstance(path_or_ckpt, dict) else "checkpoint"
+    ckpt = safe_load(path_or_ckpt)
+    if is_reference(ckpt):
+        cfg, model = load_reference(ckpt, ema=ema)
+        return Trained(cfg, model.eval())
+    if not is_ours(ckpt):
+        raise CheckpointError(f"{where}: neither a diffsep nor a reference DiffSep checkpoint "
+                              f"(top-level keys: {sorted(map(str, ckpt))[:8]})")
+    try:
+        cfg = config_from_dict(ckpt["config"])
+        family = build_family(cfg)
+        model = family.build_model()
+    except (ConfigError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{where}: cannot rebuild the model from its config ({e})") from None
+    weights = ckpt["ema"] if ema and ckpt.get("ema") is not None else ckpt["model"]
+    load_weights(model, family.upgrade_weights(model, weights), where)
+    return Trained(cfg, model.eval())
+
+
+def load_model(path_or_ckpt, ema: bool = True) -> nn.Module:
+    """The network of a checkpoint (see :func:`load_trained`), in eval mode on CPU."""
+    return load_trained(path_or_ckpt, ema).model
+
+
+def make_separator(trained: Trained, *, device="cpu", sampler: dict | None = None,
+                   rescale: str = "denormalize", seed: int = 0) -> Separator:
+    """The separator of a trained network on ``device``; ``sampler`` overrides the sampler
+    settings stored with the model (fields of :class:`diffsep.sampler.SamplerSettings`)."""
+    cfg = dataclasses.replace(trained.config, sampler=trained.config.sampler.updated(**(sampler or {})))
+    family = build_family(cfg)
+    model = trained.model.to(device).eval()
+    return Separator(partial(family.estimate, model), cfg.model.n_src, cfg.data.sample_rate,
+                     device=torch.device(device), nfe=family.nfe, rescale=rescale,
+                     generator=torch.Generator(device=device).manual_seed(seed),
+                     fixed_order=cfg.loss.fixed_order, info=family.info())
+
+
+def load_separator(model: str, *, ema: bool = True, device=None, **kwargs) -> Separator:
+    """:func:`make_separator` for a checkpoint path or ``hf://owner/repo[/file]``; the device
+    defaults to CUDA when available."""
+    from .hub import resolve_model
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return make_separator(load_trained(resolve_model(model), ema), device=device, **kwargs)
+
+
+def random_separator(kind: str = "diffsep", *, nf: int = 64, device="cpu", sampler: dict | None = None,
+                     seed: int = 0) -> Separator:
+    """An untrained network of the paper's settings (DiffSep of width ``nf``, or Conv-TasNet)
+    as a separator: speed does not depend on the weights (benchmarks)."""
+    cfg = config_from_dict({"model": {"kind": kind, "nf": nf, "init_scale": 1.0}})
+    torch.manual_seed(seed)
+    return make_separator(Trained(cfg, build_model(cfg).eval()), device=device, sampler=sampler)
+
+
+def chunk_samples(chunk_seconds: float, overlap_seconds: float, sample_rate: int) -> tuple[int, int]:
+    """(chunk, overlap) in samples; a chunk of 0 seconds or less means whole inputs (0, 0).
+    Raises ValueError unless 0 <= overlap < chunk."""
+    if chunk_seconds <= 0:
+        return 0, 0
+    chunk = int(round(chunk_seconds * sample_rate))
+    overlap = int(round(overlap_seconds * sample_rate))
+    if chunk < 1 or not 0 <= overlap < chunk:
+        raise ValueError(f"need 0 <= overlap < chunk, got {overlap_seconds:g} s overlap for "
+                         f"{chunk_seconds:g} s chunks")
+    return chunk, overlap
+
+
+def separate_signal(separator, mix: np.ndarray, rate: int, *, chunk_seconds: float = 10.0,
+                    overlap_seconds: float = 1.0, batch_size: int = 1,
+                    out_rate: int | None = None) -> np.ndarray:
+    """Separate one mono signal given at ``rate``: resample to the model's rate, separate in chunks,
+    resample to ``out_rate`` (default: ``rate``). mix (N,) -> (K, round(N · out_rate / rate))
+    float32."""
+    from .audio import resample
+
+    model_rate, out_rate = separator.sample_rate, out_rate or rate
+    x = resample(mix[None], rate, model_rate)[0]
+    chunk, overlap = chunk_samples(chunk_seconds, overlap_seconds, model_rate)
+    est, = separate(separator, [torch.from_numpy(x)], chunk=chunk, overlap=overlap,
+                    batch_size=batch_size)
+    return resample(est.numpy(), model_rate, out_rate, length=int(round(len(mix) * out_rate / rate)))
