@@ -27,6 +27,24 @@ def _temp_path(path: Path) -> Path:
             continue
 
 
+FULL_BYTES = 1 << 20  # a folder with less free space than this counts as full
+
+
+def _explained(e: Exception, target: Path) -> Exception:
+    """Writers report a full disk in their own words (libsndfile: "System error.", torch: "file
+    write failed"); say it plainly, with the path."""
+    import errno
+    import shutil
+
+    full = isinstance(e, OSError) and e.errno == errno.ENOSPC
+    if not full:
+        try:
+            full = shutil.disk_usage(target.parent).free < FULL_BYTES
+        except OSError:
+            pass
+    return OSError(errno.ENOSPC, "No space left on device", str(target)) if full else e
+
+
 @contextmanager
 def atomic_paths(paths: list[Path | str], fsync: bool = False) -> Iterator[list[Path]]:
     """Yield one temporary path per target; on a clean exit rename each onto its target (all or
@@ -37,7 +55,10 @@ def atomic_paths(paths: list[Path | str], fsync: bool = False) -> Iterator[list[
     try:
         for target in targets:
             temps.append(_temp_path(target))
-        yield temps
+        try:
+            yield temps
+        except Exception as e:
+            raise _explained(e, targets[0]) from e
         if fsync:
             for tmp in temps:
                 fd = os.open(tmp, os.O_RDONLY)

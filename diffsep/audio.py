@@ -1,6 +1,7 @@
 """Audio file reading with clear one-line errors naming the file and the problem."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ def audio_info(path) -> tuple[int, int, int]:
     if not path.is_file():
         raise AudioError(f"{path}: no such file")
     try:
-        info = sf.info(str(path))
+        info = sf.info(os.fsencode(path))
     except Exception as e:
         raise AudioError(f"{path}: unreadable audio ({_first_line(e)})") from None
     return int(info.samplerate), int(info.frames), int(info.channels)
@@ -36,7 +37,7 @@ def read_audio(path, *, start: int = 0, frames: int = -1, allow_silent: bool = T
     if not path.is_file():
         raise AudioError(f"{path}: no such file")
     try:
-        x, sr = sf.read(str(path), start=start, frames=frames, dtype="float32", always_2d=True)
+        x, sr = sf.read(os.fsencode(path), start=start, frames=frames, dtype="float32", always_2d=True)
     except Exception as e:
         raise AudioError(f"{path}: unreadable audio ({_first_line(e)})") from None
     _check_wav_complete(path)
@@ -98,8 +99,10 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int, length: int | None = None) 
     return x if length is None else fit_length(x, length)
 
 
-SUBTYPES = {".wav": "FLOAT", ".flac": "PCM_24", ".ogg": "VORBIS"}
-AUDIO_EXTENSIONS = tuple(SUBTYPES)  # what the command lines read from folders
+SUBTYPES = {".wav": "FLOAT", ".flac": "PCM_24", ".ogg": "VORBIS"}  # what the command lines write
+# What folder scans pick up: every container libsndfile reads by its header (not headerless RAW).
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".au", ".snd",
+                    ".caf", ".w64", ".rf64")
 
 
 def write_audio_group(items: list[tuple[Path, np.ndarray]], sample_rate: int,
@@ -114,6 +117,6 @@ def write_audio_group(items: list[tuple[Path, np.ndarray]], sample_rate: int,
     with atomic_paths(paths) as temps:
         for tmp, path, (_, x) in zip(temps, paths, items):
             x = np.asarray(x, dtype=np.float32)
-            sf.write(tmp, x.T if x.ndim == 2 else x, sample_rate,
+            sf.write(os.fsencode(tmp), x.T if x.ndim == 2 else x, sample_rate,
                      subtype=subtype or SUBTYPES.get(path.suffix.lower()),
                      format=path.suffix.lstrip(".").upper() or None)

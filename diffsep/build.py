@@ -40,6 +40,8 @@ def build_datasets(cfg: Config):
     from .data import SeparationDataset, build_items
 
     d = cfg.data
+    if not d.root:
+        raise ConfigError("data.root is not set: give the dataset's root folder, e.g. data.root=PATH")
     kw = dict(n_src=cfg.model.n_src, sample_rate=d.sample_rate, mode=d.mode, mixture=d.mixture)
     seg = int(d.segment_seconds * d.sample_rate) if d.segment_seconds > 0 else None
     train = SeparationDataset(build_items(d.kind, d.root, d.train_split, **kw), d.sample_rate,

@@ -184,11 +184,47 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     _check_keys(over, "command line")
     try:
         merged = OmegaConf.merge(OmegaConf.structured(Config), *layers, over)
-        return OmegaConf.to_object(merged)
+        cfg = OmegaConf.to_object(merged)
     except OmegaConfBaseException as e:
         msg = str(e).splitlines()[0]
         key = getattr(e, "full_key", None)
         raise ConfigError(f"bad value{f' for {key}' if key else ''}: {msg}") from None
+    return check_values(cfg)
+
+
+_AT_LEAST_1 = ("model.n_src", "model.nf", "model.num_res_blocks", "model.n_fft", "model.hop_length",
+               "convtasnet.N", "convtasnet.L", "convtasnet.B", "convtasnet.H", "convtasnet.P",
+               "convtasnet.X", "convtasnet.R", "convtasnet.Sc", "sampler.steps", "data.sample_rate",
+               "train.batch_size", "train.accumulate", "train.log_every", "train.ckpt_every",
+               "train.val_batches", "optim.lr_patience")
+_AT_LEAST_0 = ("model.dropout", "sampler.corrector_steps", "sampler.snr", "data.min_seconds",
+               "data.num_workers", "optim.weight_decay", "optim.grad_clip", "train.max_steps",
+               "train.val_every", "train.val_every_epochs", "train.keep_last", "train.val_sep_items")
+_POSITIVE = ("optim.lr", "optim.lr_factor", "sde.gamma", "sde.T")
+_UNIT = ("loss.p_T", "optim.ema_decay")
+
+
+def check_values(cfg: Config) -> Config:
+    """Refuse values no run can use (a zero batch, a negative count, p_T outside [0, 1] ...),
+    naming the key, instead of failing later with an arithmetic error."""
+    def get(key):
+        section, name = key.split(".")
+        return getattr(getattr(cfg, section), name)
+
+    rules = ([(k, lambda v: v >= 1, ">= 1") for k in _AT_LEAST_1]
+             + [(k, lambda v: v >= 0, ">= 0") for k in _AT_LEAST_0]
+             + [(k, lambda v: v > 0, "> 0") for k in _POSITIVE]
+             + [(k, lambda v: 0 <= v <= 1, "in [0, 1]") for k in _UNIT])
+    for key, ok, what in rules:
+        value = get(key)
+        if not ok(value):
+            raise ConfigError(f"{key} must be {what}, got {value}")
+    if not 0 < cfg.sde.sigma_min < cfg.sde.sigma_max:
+        raise ConfigError(f"need 0 < sde.sigma_min < sde.sigma_max, got {cfg.sde.sigma_min}, {cfg.sde.sigma_max}")
+    for key in ("loss.t_eps", "sampler.t_eps"):
+        if not 0 < get(key) <= cfg.sde.T:
+            raise ConfigError(f"{key} must be in (0, sde.T = {cfg.sde.T}], got {get(key)}")
+    return cfg
 
 
 def config_from_dict(d: dict) -> Config:
@@ -198,9 +234,10 @@ def config_from_dict(d: dict) -> Config:
 
     _check_keys(d, "config")
     try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), d))
+        cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), d))
     except OmegaConfBaseException as e:
         raise ConfigError(f"bad config: {str(e).splitlines()[0]}") from None
+    return check_values(cfg)
 
 
 def to_dict(cfg: Config) -> dict[str, Any]:

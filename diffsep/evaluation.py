@@ -30,11 +30,27 @@ def match_sources(est: np.ndarray, ref: np.ndarray, fixed_order: bool = False) -
     return est[perm[0].numpy()]
 
 
+def degenerate(est: np.ndarray, n_scored: int | None = None) -> str | None:
+    """Why the first ``n_scored`` estimates (K, N) cannot be scored, or None: a silent estimate
+    (no signal at all) or non-finite samples."""
+    for k, e in enumerate(est[:n_scored or est.shape[0]]):
+        if not np.isfinite(e).all():
+            return f"estimate s{k + 1} has NaN or Inf samples"
+        if not np.any(e):
+            return f"estimate s{k + 1} is silent"
+    return None
+
+
 def signal_metrics(est: np.ndarray, ref: np.ndarray, mix: np.ndarray | None,
                    n_scored: int | None = None) -> dict:
     """SI-SDR, SI-SDRi (when the mixture is given) and SDR, averaged over the first ``n_scored``
-    sources (all by default) of already matched est, ref (K, N); mix (N,)."""
+    sources (all by default) of already matched est, ref (K, N); mix (N,). A degenerate estimate
+    (see :func:`degenerate`) scores −inf dB: its eps-regularised SI-SDR would read about 0 dB,
+    the score of the unprocessed mixture."""
     k = n_scored or ref.shape[0]
+    if degenerate(est, k):
+        out = {"si_sdr": -math.inf, "sdr": -math.inf}
+        return {**out, "si_sdri": -math.inf} if mix is not None else out
     e, r = torch.from_numpy(est[:k]).double(), torch.from_numpy(ref[:k]).double()
     out = {"si_sdr": si_sdr(e, r).mean().item(), "sdr": sdr(e, r).mean().item()}
     if mix is not None:
@@ -95,10 +111,13 @@ class Evaluator:
         """Score one utterance; returns the matched estimates (K, N)."""
         if est.shape != ref.shape:
             raise ValueError(f"{name}: estimates {est.shape} and references {ref.shape} differ")
-        est = match_sources(est, ref, self.fixed_order)
+        problem = degenerate(est, self.n_scored if self.fixed_order else None)  # PIT may pick any
+        est = est if problem else match_sources(est, ref, self.fixed_order)
         row = {"name": name, **signal_metrics(est, ref, mix, self.n_scored), **extra}
+        if problem:
+            row["problem"] = problem
         self.rows.append(row)
-        if self.perceptual:
+        if self.perceptual and not problem:
             self.pesq_modes.add(pesq_mode(sample_rate)[0])
             args = (est, ref, sample_rate, self.n_scored)
             if self.pool is None:
@@ -116,9 +135,16 @@ class Evaluator:
             self.pool = None
 
     def summary(self) -> dict:
+        """Per metric: :func:`summarize` of the finite values, plus ``excluded``: the utterances
+        left out of that metric's mean, with the reason."""
         self.close()
-        return {key: summarize(r.get(key) for r in self.rows) for key in METRICS
-                if any(key in r for r in self.rows)}
+        out = {}
+        for key in METRICS:
+            if self.perceptual and key in ("pesq", "estoi", "stoi") or any(key in r for r in self.rows):
+                out[key] = summarize(r.get(key) for r in self.rows)
+                out[key]["excluded"] = {r["name"]: _why_excluded(r, key) for r in self.rows
+                                        if not _finite(r.get(key))}
+        return out
 
     def finish(self, out_dir: Path, info: dict | None = None) -> dict:
         """Write results.csv, summary.json (per metric key: mean, median, std, ci95, count; plus
@@ -137,15 +163,36 @@ class Evaluator:
         return summary
 
 
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _why_excluded(row: dict, key: str) -> str:
+    if row.get("problem"):
+        return row["problem"]
+    v = row.get(key)
+    if key == "pesq" and v is not None:
+        return f"pesq is {v} (PESQ found no speech: silent or too short reference or estimate)"
+    return f"{key} is {v}" if v is not None else f"{key} not computed"
+
+
 def markdown_table(summary: dict) -> str:
-    lines = ["| metric | mean | 95% CI | median | std | count |", "|---|---|---|---|---|---|"]
+    """The summary as a markdown table; ``count`` is the number of utterances in each mean and
+    ``excluded`` how many were left out (the reasons are in summary.json)."""
+    lines = ["| metric | mean | 95% CI | median | std | count | excluded |",
+             "|---|---|---|---|---|---|---|"]
     for key, s in summary.items():
+        excluded = len(s.get("excluded", {}))
         if s["count"] == 0:
-            lines.append(f"| {key} | – | – | – | – | 0 |")
+            lines.append(f"| {key} | – | – | – | – | 0 | {excluded} |")
             continue
         lo, hi = s["ci95"]
         lines.append(f"| {key} | {s['mean']:.3f} | [{lo:.3f}, {hi:.3f}] | {s['median']:.3f} | "
-                     f"{s['std']:.3f} | {s['count']} |")
+                     f"{s['std']:.3f} | {s['count']} | {excluded} |")
+    excluded = sorted({(n, r) for s in summary.values() for n, r in s.get("excluded", {}).items()})
+    if excluded:
+        lines += ["", "Excluded from means:"] + [f"- {n}: {r}" for n, r in excluded[:10]]
+        lines += [f"- ... {len(excluded) - 10} more in summary.json"] if len(excluded) > 10 else []
     return "\n".join(lines) + "\n"
 
 

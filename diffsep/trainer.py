@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,17 +55,53 @@ def after_epoch(epochs_done: int, t: TrainConfig) -> Actions:
     return Actions(validate=validate, save=not validate)
 
 
-def resume_path(t: TrainConfig, run_dir: Path) -> Path | None:
-    """The checkpoint to resume from: ``train.resume`` = auto (RUN_DIR/last.pt if present),
+def resume_checkpoint(t: TrainConfig, run_dir: Path, map_location="cpu") -> tuple[Path, dict] | None:
+    """The checkpoint to resume from and its contents: ``train.resume`` = auto (RUN_DIR/last.pt
+    if present; if it cannot be read, the newest readable RUN_DIR/step_*.pt, with a warning),
     never, or a path."""
     if t.resume == "never":
         return None
-    if t.resume == "auto":
-        p = run_dir / "last.pt"
-        return p if p.is_file() else None
-    if not Path(t.resume).is_file():
-        raise CheckpointError(f"{t.resume}: train.resume names no checkpoint file")
-    return Path(t.resume)
+    if t.resume != "auto":
+        if not Path(t.resume).is_file():
+            raise CheckpointError(f"{t.resume}: train.resume names no checkpoint file")
+        return Path(t.resume), safe_load(t.resume, map_location)
+    candidates = [run_dir / "last.pt"] if (run_dir / "last.pt").is_file() else []
+    candidates += sorted(run_dir.glob("step_*.pt"), reverse=True)
+    if not candidates:
+        return None
+    errors = []
+    for path in candidates:
+        try:
+            ckpt = safe_load(path, map_location)
+        except CheckpointError as e:
+            errors.append(str(e))
+            continue
+        if errors:
+            print(f"warning: {errors[0]}; resuming from {path} (step {ckpt.get('step')}) instead",
+                  file=sys.stderr)
+        return path, ckpt
+    raise CheckpointError(f"no readable checkpoint to resume in {run_dir} ({errors[0]}); "
+                          f"start over with train.resume=never")
+
+
+def check_resumable(ckpt: dict, cfg: Config, where) -> None:
+    """Refuse, in one sentence, a checkpoint of another model than the configured one."""
+    have = ckpt.get("config") or {}
+    want = to_dict(cfg)
+    sections = ["model"] + (["convtasnet"] if cfg.model.kind == "convtasnet" else [])
+    diff = [f"{s}.{k}={(have.get(s) or {}).get(k)!r} (configured: {v!r})" for s in sections
+            for k, v in want[s].items() if (have.get(s) or {}).get(k, v) != v]
+    if diff:
+        raise CheckpointError(f"{where}: written by a different model ({'; '.join(diff[:3])}); "
+                              f"use the same model settings, another train.run_dir, or train.resume=never")
+
+
+def remove_stale_temporaries(run_dir: Path) -> list[Path]:
+    """Temporary files of checkpoint writes a killed run left behind (``.NAME.*.tmp*``)."""
+    stale = [p for p in run_dir.glob(".*.tmp*") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 # -- validation ----------------------------------------------------------------------------------
@@ -155,9 +192,15 @@ class Trainer:
     def run(self) -> int:
         """Train to train.max_steps (or until SIGINT/SIGTERM). Returns the final step."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        path = resume_path(self.cfg.train, self.run_dir)
-        if path is not None:
-            restore_training_state(self, safe_load(path, map_location=self.device), path)
+        if self.dist.is_main:
+            remove_stale_temporaries(self.run_dir)
+        found = resume_checkpoint(self.cfg.train, self.run_dir, map_location=self.device)
+        if found is not None:
+            path, ckpt = found
+            check_resumable(ckpt, self.cfg, path)
+            for key in ("model", "ema"):  # checkpoints of an older key layout
+                ckpt[key] = self.family.upgrade_weights(self.model, ckpt[key])
+            restore_training_state(self, ckpt, path)
             self.log.trim(self.progress.step)
         if self.dist.is_main:
             (self.run_dir / "config.yaml").write_text(to_yaml(self.cfg))
@@ -205,8 +248,15 @@ class Trainer:
                                              num_workers=self.cfg.data.num_workers,
                                              worker_init_fn=_ignore_stop_signals)
         it = iter(loader)
-        for _ in range(len(batches) // t.accumulate):
-            yield [next(it) for _ in range(t.accumulate)]
+        try:
+            for _ in range(len(batches) // t.accumulate):
+                yield [next(it) for _ in range(t.accumulate)]
+        finally:
+            # Stop the workers now, also when a worker raised (a bad file): left to the garbage
+            # collector, they would outlive the process's exit, which they ignore SIGTERM for.
+            shutdown = getattr(it, "_shutdown_workers", None)
+            if shutdown is not None:
+                shutdown()
 
     def train_step(self, micro_batches: list[dict]) -> dict:
         """One optimizer step over ``accumulate`` micro-batches. Returns logged scalars."""

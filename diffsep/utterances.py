@@ -67,6 +67,15 @@ def reference_names(ref_dir: Path) -> tuple[list[str], int]:
     return names, K
 
 
+def unmatched_estimate_folders(est_dir: Path, n_ref: int) -> list[Path]:
+    """Estimate folders E/s{K+1}, ... that have no reference folder (they are not scored)."""
+    extra, k = [], n_ref + 1
+    while (est_dir / f"s{k}").is_dir():
+        extra.append(est_dir / f"s{k}")
+        k += 1
+    return extra
+
+
 def folder_utterances(est_dir: Path, ref_dir: Path, mix_dir: Path | None = None) -> Iterator[Utterance]:
     """Estimates E/sk/NAME against references R/sk/NAME (k = 1..K, names from R/s1), with the
     mixture from ``mix_dir`` (M/NAME or M/mix/NAME; default R/mix when it exists) for SI-SDRi.

@@ -46,7 +46,8 @@ def test_folder_mode_scores_matches_and_reports_missing(tmp_path, capsys):
     assert summary["si_sdr"]["count"] == 2
     assert math.isclose(summary["si_sdr"]["mean"], 10.0, abs_tol=0.05)  # the swap was undone
     for key in ("si_sdri", "sdr", "pesq", "estoi", "stoi"):
-        assert key in summary and set(summary[key]) == {"mean", "median", "std", "ci95", "count"}
+        assert key in summary and set(summary[key]) == {"mean", "median", "std", "ci95", "count", "excluded"}
+        assert summary[key]["excluded"] == {}
     assert summary["info"]["pesq_mode"] == "nb"
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert [r["name"] for r in rows] == ["utt0", "utt1"]
@@ -93,3 +94,27 @@ def test_mode_arguments_are_checked(tmp_path, capsys):
     assert main(["--est-dir", str(tmp_path), "--out", str(tmp_path)]) == 2
     assert main(["--est-dir", str(tmp_path), "--ref-dir", str(tmp_path), "--out", str(tmp_path)]) == 2
     assert "no s1/ folder" in capsys.readouterr().err
+
+
+def test_silent_and_extra_estimates_are_reported_not_averaged_away(tmp_path, capsys):
+    """A silent estimate scores -inf (not the ~0 dB its eps terms give), is excluded from every
+    mean with its reason, and an estimate folder without references is reported."""
+    write_refs_and_estimates(tmp_path)
+    path = tmp_path / "est" / "s2" / "utt1.wav"
+    x, sr = sf.read(path)
+    sf.write(path, np.zeros_like(x), sr, subtype="FLOAT")
+    (tmp_path / "est" / "s3").mkdir()
+    out = tmp_path / "res"
+    rc = main(["--est-dir", str(tmp_path / "est"), "--ref-dir", str(tmp_path / "ref"), "--out", str(out),
+               "--jobs", "0", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 0 and "s3" in err and "not scored" in err
+    summary = json.loads((out / "summary.json").read_text())
+    rows = {r["name"]: r for r in csv.DictReader((out / "results.csv").open())}
+    assert float(rows["utt1"]["si_sdr"]) == -math.inf and rows["utt1"]["problem"] == "estimate s2 is silent"
+    for key in ("si_sdr", "si_sdri", "sdr", "pesq", "estoi", "stoi"):
+        assert summary[key]["count"] == 2 and summary[key]["excluded"] == {"utt1": "estimate s2 is silent"}
+    assert math.isclose(summary["si_sdr"]["mean"], 10.0, abs_tol=0.05)
+    assert summary["info"]["unscored_estimates"] == [str(tmp_path / "est" / "s3")]
+    md = (out / "summary.md").read_text()
+    assert "| excluded |" in md and "utt1: estimate s2 is silent" in md

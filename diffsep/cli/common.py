@@ -4,6 +4,21 @@ from __future__ import annotations
 import argparse
 
 
+def error_line(e: BaseException) -> str:
+    """One line for the user. An exception re-raised from a DataLoader worker carries the worker's
+    traceback in its message: keep its last line, without the exception's class name."""
+    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+    if not lines:
+        return type(e).__name__
+    last = lines[-1]
+    name = f"{type(e).__module__}.{type(e).__qualname__}: "
+    if len(lines) > 1 and last.startswith(name):
+        return last[len(name):]
+    if isinstance(e, OSError) and e.filename and e.strerror:
+        return f"{e.filename}: {e.strerror[0].lower()}{e.strerror[1:]}"
+    return " ".join(lines) if len(lines) > 1 else last
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:

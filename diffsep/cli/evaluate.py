@@ -73,12 +73,18 @@ def utterances_and_info(args):
     """(utterances, scoring, info) of the chosen mode. Raises the library's errors."""
     from ..data.layouts import LayoutError, build_items
     from ..inference import separate_signal
-    from ..utterances import Scoring, dataset_scoring, folder_utterances, model_utterances
+    from ..utterances import (Scoring, dataset_scoring, folder_utterances, model_utterances,
+                              reference_names, unmatched_estimate_folders)
 
     if args.est_dir is not None or args.ref_dir is not None:
         if args.est_dir is None or args.ref_dir is None:
             raise LayoutError("mode (b) needs both --est-dir and --ref-dir")
         info = {"mode": "folders", "est_dir": str(args.est_dir), "ref_dir": str(args.ref_dir)}
+        extra = unmatched_estimate_folders(args.est_dir, reference_names(args.ref_dir)[1])
+        if extra:
+            info["unscored_estimates"] = [str(e) for e in extra]
+            print(f"warning: {', '.join(map(str, extra))}: more estimate folders than references "
+                  f"({args.ref_dir}); they are not scored", file=sys.stderr)
         return list(folder_utterances(args.est_dir, args.ref_dir, args.mix_dir)), Scoring(), info
     if args.data_root is None:
         raise LayoutError("mode (a) needs --data-root")

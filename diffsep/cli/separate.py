@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import AUDIO_EXTENSIONS
-from .common import add_model_args, check_model_args, chunking, load_separator
+from .common import add_model_args, check_model_args, chunking, error_line, load_separator
 
 MIN_SECONDS = 0.05
 
@@ -54,6 +54,16 @@ def collect_inputs(inputs: list[str], recursive: bool = False) -> list[Job]:
         else:
             add(p, p.stem)
     return jobs
+
+
+def name_clashes(jobs: list[Job]) -> list[str]:
+    """Inputs that would write the same outputs (same name from different folders, or song.wav
+    next to song.flac), one line per clash."""
+    by_name: dict[str, list[Job]] = {}
+    for job in jobs:
+        by_name.setdefault(job.name.casefold(), []).append(job)
+    return [" and ".join(str(j.path) for j in group) + f" would both be written as '{group[0].name}'"
+            for group in by_name.values() if len(group) > 1]
 
 
 def output_paths(outdir: Path, name: str, n_src: int, ext: str) -> list[Path]:
@@ -114,14 +124,23 @@ def main(argv=None) -> int:
     from ..audio import AudioError
     from ..checkpoint import CheckpointError
 
-    try:
-        separator = load_separator(args)
-    except (CheckpointError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if args.outdir.exists() and not args.outdir.is_dir():
+        parser.error(f"argument -o/--outdir: {args.outdir} exists and is not a folder")
     jobs = collect_inputs(args.inputs, args.recursive)
     if not jobs:
         print("error: no audio files found in the inputs", file=sys.stderr)
+        return 2
+    clashes = name_clashes(jobs)
+    if clashes:
+        print("error: outputs would overwrite each other (pass their common folder with "
+              "--recursive to keep sub-folders in the names, or separate them in different runs):\n  "
+              + "\n  ".join(clashes), file=sys.stderr)
+        return 2
+    try:
+        args.outdir.mkdir(parents=True, exist_ok=True)
+        separator = load_separator(args)
+    except (CheckpointError, ValueError, OSError) as e:
+        print(f"error: {error_line(e)}", file=sys.stderr)
         return 2
     failed, done, skipped = [], 0, 0
     bar = tqdm(jobs, desc="separate", unit="file", disable=args.quiet)
@@ -134,7 +153,8 @@ def main(argv=None) -> int:
             separate_file(separator, job, outs, args)
             done += 1
         except (AudioError, OSError, RuntimeError, ValueError) as e:
-            msg = str(e) if str(job.path) in str(e) else f"{job.path}: {e}"
+            msg = error_line(e)
+            msg = msg if str(job.path) in msg else f"{job.path}: {msg}"
             failed.append(msg)
             bar.write(f"skipped {msg}", file=sys.stderr)
     print(f"separated {done} file(s) into {args.outdir}; {skipped} already done; "

@@ -17,6 +17,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from ..audio import AudioError
+    from .common import error_line
     from ..checkpoint import CheckpointError
     from ..config import ConfigError, load_config
     from ..data.layouts import LayoutError
@@ -27,13 +28,15 @@ def main(argv=None) -> int:
         cfg = load_config(args.config, args.overrides)
         trainer = Trainer(cfg)
         step = trainer.run()
-    except (ConfigError, LayoutError, AudioError, CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (ConfigError, LayoutError, AudioError, CheckpointError, ValueError, OSError) as e:
+        print(f"error: {error_line(e)}", file=sys.stderr)
         return 2
     finally:
         distributed.cleanup()
     if trainer.dist.is_main:
-        print(f"stopped at step {step}; checkpoint: {trainer.run_dir / 'last.pt'}")
+        last = trainer.run_dir / "last.pt"
+        print(f"stopped at step {step}; checkpoint: {last}" if last.is_file()
+              else f"stopped at step {step}; nothing to save (train.max_steps={cfg.train.max_steps})")
     return 0
 
 
