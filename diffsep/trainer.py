@@ -204,19 +204,19 @@ class Trainer:
             self.log.trim(self.progress.step)
         if self.dist.is_main:
             (self.run_dir / "config.yaml").write_text(to_yaml(self.cfg))
+        from tqdm import tqdm
+
+        bar = tqdm(total=self.cfg.train.max_steps, initial=self.progress.step,
+                   disable=not self.dist.is_main, dynamic_ncols=True, desc="train")
         try:
-            with StopSignals() as signals:
-                self._loop(signals)
+            with StopSignals() as signals, bar:  # the bar is closed before any error is printed
+                self._loop(signals, bar)
         finally:
             self.log.close()
         return self.progress.step
 
-    def _loop(self, signals: StopSignals) -> None:
-        from tqdm import tqdm
-
+    def _loop(self, signals: StopSignals, bar) -> None:
         t, p = self.cfg.train, self.progress
-        bar = tqdm(total=t.max_steps, initial=p.step, disable=not self.dist.is_main,
-                   dynamic_ncols=True, desc="train")
         t0 = time.perf_counter()
         while p.step < t.max_steps:
             with contextlib.closing(self._epoch_steps()) as steps:
@@ -232,11 +232,9 @@ class Trainer:
                         self.log.write(p.step, {**scalars, "epoch": p.epoch, "time": time.perf_counter() - t0})
                     self._checkpoint(todo)
                     if stop or last:
-                        bar.close()
                         return
             p.epoch, p.batch_in_epoch = p.epoch + 1, 0
             self._checkpoint(after_epoch(p.epoch, t))
-        bar.close()
 
     def _epoch_steps(self):
         """The rest of the current epoch as lists of ``accumulate`` collated micro-batches."""

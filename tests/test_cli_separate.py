@@ -144,3 +144,84 @@ def test_hub_model_from_the_local_cache_and_offline_error(tmp_path, tiny_checkpo
                        "hf://fakufaku/diffsep", "--quiet"], env)
     assert r.returncode == 2
     assert "hf://fakufaku/diffsep: cannot reach the Hugging Face Hub" in r.stderr
+
+
+def test_inputs_that_would_share_outputs_are_refused_before_any_work(tmp_path, capsys):
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        sf.write(tmp_path / d / "x.wav", voice(4000), 8000)
+    sf.write(tmp_path / "a" / "song.wav", voice(4000), 8000)
+    sf.write(tmp_path / "a" / "song.flac", voice(4000), 8000)
+    out = tmp_path / "out"
+    missing_model = str(tmp_path / "no_model.pt")  # never loaded: the clash is found first
+    assert main([str(tmp_path / "a" / "x.wav"), str(tmp_path / "b" / "x.wav"), "-o", str(out),
+                 "--model", missing_model]) == 2
+    err = capsys.readouterr().err
+    assert "would both be written as 'x'" in err and "no_model" not in err
+    assert main([str(tmp_path / "a"), "-o", str(out), "--model", missing_model]) == 2
+    assert "song.flac and" in capsys.readouterr().err and not out.exists()
+
+
+def test_recursive_names_keep_same_named_files_apart(tmp_path, tiny_checkpoint):
+    for d in ("a", "b"):
+        (tmp_path / "in" / d).mkdir(parents=True)
+        sf.write(tmp_path / "in" / d / "x.wav", voice(4000, seed=ord(d)), 8000)
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "in"), "--recursive", "-o", str(out), "--model", str(tiny_checkpoint),
+                 "--quiet"]) == 0
+    a, b = sf.read(out / "s1" / "a" / "x.wav")[0], sf.read(out / "s1" / "b" / "x.wav")[0]
+    assert not np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--overlap-seconds", "2", "--chunk-seconds", "2"], "must be less than --chunk-seconds"),
+    (["--overlap-seconds", "-1"], "must be >= 0"),
+    (["--steps", "0"], "must be a positive integer"),
+    (["--batch-size", "0"], "must be a positive integer"),
+    (["--batch-size", "-3"], "must be a positive integer"),
+    (["--corrector-steps", "-1"], "must be >= 0"),
+    (["--snr", "0"], "must be > 0"),
+])
+def test_bad_options_are_usage_errors(tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as e:
+        main(["x.wav", "-o", str(tmp_path / "out"), "--model", "m.pt", *args])
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_an_output_path_that_is_a_file_is_refused_before_loading(tmp_path, capsys):
+    sf.write(tmp_path / "x.wav", voice(4000), 8000)
+    (tmp_path / "out").write_text("a file")
+    with pytest.raises(SystemExit) as e:
+        main([str(tmp_path / "x.wav"), "-o", str(tmp_path / "out"), "--model", str(tmp_path / "none.pt")])
+    assert e.value.code == 2 and "exists and is not a folder" in capsys.readouterr().err
+
+
+def test_other_containers_and_names_that_are_not_utf8(tmp_path, tiny_checkpoint):
+    d = tmp_path / "in"
+    d.mkdir()
+    sf.write(d / "a.aiff", voice(4000), 8000)
+    sf.write(d / "b.au", voice(4000), 8000, subtype="PCM_16")
+    raw = os.fsencode(str(d)) + b"/caf\xe9.wav"
+    sf.write(raw, voice(4000), 8000)
+    out = tmp_path / "out"
+    assert main([str(d), "-o", str(out), "--model", str(tiny_checkpoint), "--quiet"]) == 0
+    assert sorted(os.listdir(os.fsencode(str(out / "s2")))) == [b"a.wav", b"b.wav", b"caf\xe9.wav"]
+
+
+def test_a_full_disk_is_said_plainly(tmp_path, tiny_checkpoint, capsys, monkeypatch):
+    import shutil as sh
+    from collections import namedtuple
+
+
+    sf.write(tmp_path / "x.wav", voice(4000), 8000)
+    usage = namedtuple("usage", "total used free")
+
+    def write_fails(*a, **k):
+        raise RuntimeError("Error opening file: System error.")  # what libsndfile says
+
+    monkeypatch.setattr(sh, "disk_usage", lambda p: usage(10 ** 9, 10 ** 9, 0))
+    monkeypatch.setattr(sf, "write", write_fails)  # diffsep.audio imports soundfile where used
+    assert main([str(tmp_path / "x.wav"), "-o", str(tmp_path / "out"), "--model", str(tiny_checkpoint),
+                 "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "no space left on device" in err and str(tmp_path / "out" / "s1" / "x.wav") in err
