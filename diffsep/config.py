@@ -196,10 +196,11 @@ _AT_LEAST_1 = ("model.n_src", "model.nf", "model.num_res_blocks", "model.n_fft",
                "convtasnet.N", "convtasnet.L", "convtasnet.B", "convtasnet.H", "convtasnet.P",
                "convtasnet.X", "convtasnet.R", "convtasnet.Sc", "sampler.steps", "data.sample_rate",
                "train.batch_size", "train.accumulate", "train.log_every", "train.ckpt_every",
-               "train.val_batches", "optim.lr_patience")
+               "train.val_batches")
 _AT_LEAST_0 = ("model.dropout", "sampler.corrector_steps", "sampler.snr", "data.min_seconds",
                "data.num_workers", "optim.weight_decay", "optim.grad_clip", "train.max_steps",
-               "train.val_every", "train.val_every_epochs", "train.keep_last", "train.val_sep_items")
+               "train.val_every", "train.val_every_epochs", "train.keep_last", "train.val_sep_items",
+               "optim.lr_patience")
 _POSITIVE = ("optim.lr", "optim.lr_factor", "sde.gamma", "sde.T")
 _UNIT = ("loss.p_T", "optim.ema_decay")
 
