@@ -68,3 +68,27 @@ def test_config_round_trip_rebuilds_the_same_model():
     assert isinstance(a, ScoreModel)
     b.load_state_dict(a.state_dict())
     assert a.init_kwargs == b.init_kwargs
+
+
+@pytest.mark.parametrize("override,key", [
+    ("train.batch_size=0", "train.batch_size"), ("train.log_every=0", "train.log_every"),
+    ("train.max_steps=-1", "train.max_steps"), ("data.num_workers=-2", "data.num_workers"),
+    ("optim.ema_decay=1.5", "optim.ema_decay"), ("optim.lr=0", "optim.lr"),
+    ("sde.sigma_min=0.6", "sde.sigma_min"), ("sampler.t_eps=0", "sampler.t_eps"),
+    ("convtasnet.X=0", "convtasnet.X"),
+])
+def test_values_no_run_can_use_are_refused_naming_the_key(override, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config(CONFIGS / "tiny.yaml", [override])
+    section, name = key.split(".")
+    d = to_dict(load_config(CONFIGS / "tiny.yaml"))
+    d[section][name] = yaml_value(override)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):  # also from a checkpoint's config
+        config_from_dict(d)
+
+
+def yaml_value(override: str):
+    from omegaconf import OmegaConf
+
+    section, name = override.split("=")[0].split(".")
+    return OmegaConf.to_container(OmegaConf.from_dotlist([override]))[section][name]
