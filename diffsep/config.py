@@ -29,6 +29,7 @@ class ModelConfig:
     spec_factor: float = 0.15  # β of the compression c(X) = β |X|^α e^{i∠X} (0.33 for nf 64)
     spec_abs_exponent: float = 0.5  # α of the compression
     transform: str = "exponent"  # compression: exponent | log | none
+    output_scale: str = "t"  # U-Net output divided by t (the paper, the released model) | sqrt_t (learns faster, see ncsnpp.py)
 
 
 @dataclass

@@ -36,6 +36,7 @@ from .layers import (AttnBlock, Combine, GaussianFourierProjection, ResnetBlockB
                      dense, fir_downsample, fir_upsample, group_norm)
 
 PAPER_CH_MULT = (1, 1, 2, 2, 2, 2, 2)
+OUTPUT_SCALES = ("t", "sqrt_t")
 
 
 class ResAttn(nn.Module):
@@ -61,7 +62,9 @@ class NCSNpp(nn.Module):
         image_size: frequency size at level 0 (sizes halve per level), 256 for n_fft 510.
         fourier_scale: std of the Fourier frequencies; init_scale: scale of the last conv of each
         residual path (0 = near-zero init); dropout; fir_kernel; centered: if False the input is
-        mapped to 2x − 1; scale_by_sigma: divide the output pyramid by t.
+        mapped to 2x − 1; scale_by_sigma: divide the output pyramid by t (``output_scale`` "t",
+        the reference) or by √t ("sqrt_t": after DiffSep's square-law decompression of the output
+        the score then scales as 1/t, which the network learns far more easily).
 
     Shapes: x (B, in_ch, F, T) with F = image_size and T a multiple of 2^(levels−1);
     t (B,) -> (B, out_ch, F, T).
@@ -70,12 +73,16 @@ class NCSNpp(nn.Module):
     def __init__(self, in_ch: int = 6, out_ch: int = 4, nf: int = 128, ch_mult=PAPER_CH_MULT,
                  num_res_blocks: int = 2, attn_resolutions=(16,), image_size: int = 256,
                  fourier_scale: float = 16.0, init_scale: float = 0.0, dropout: float = 0.0,
-                 fir_kernel=(1, 3, 3, 1), centered: bool = False, scale_by_sigma: bool = True):
+                 fir_kernel=(1, 3, 3, 1), centered: bool = False, scale_by_sigma: bool = True,
+                 output_scale: str = "t"):
         super().__init__()
         self.num_levels = len(ch_mult)
         self.num_res_blocks = num_res_blocks
         self.centered = centered
         self.scale_by_sigma = scale_by_sigma
+        if output_scale not in OUTPUT_SCALES:
+            raise ValueError(f"unknown output_scale {output_scale!r}; valid: {', '.join(OUTPUT_SCALES)}")
+        self.output_scale = output_scale
         self.fir_kernel = tuple(fir_kernel)
         resolutions = [image_size // 2 ** i for i in range(self.num_levels)]
         self.attn_levels = frozenset(i for i, r in enumerate(resolutions) if r in attn_resolutions)
@@ -168,7 +175,8 @@ class NCSNpp(nn.Module):
             if hasattr(lv, "upsample"):
                 h = lv.upsample(h, temb_act)
         if self.scale_by_sigma:
-            pyramid = pyramid / t.to(pyramid.dtype).reshape(-1, 1, 1, 1)
+            t = t.to(pyramid.dtype).reshape(-1, 1, 1, 1)
+            pyramid = pyramid / (t.sqrt() if self.output_scale == "sqrt_t" else t)
         return self.output_layer(pyramid)
 
 

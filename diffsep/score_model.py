@@ -23,6 +23,7 @@ class ScoreModel(nn.Module):
             NCSN++ settings (see :class:`~diffsep.ncsnpp.NCSNpp`).
         n_fft, hop_length: STFT settings (periodic Hann window of n_fft).
         spec_factor (β), spec_abs_exponent (α), transform: compression c(X) = β |X|^α e^{i∠X}.
+        output_scale: "t" (the reference) or "sqrt_t" (see :class:`~diffsep.ncsnpp.NCSNpp`).
 
     ``init_kwargs`` holds the constructor arguments, so ``ScoreModel(**m.init_kwargs)`` rebuilds
     the same architecture.
@@ -32,7 +33,7 @@ class ScoreModel(nn.Module):
                  num_res_blocks: int = 2, attn_resolutions=(16,), fourier_scale: float = 16.0,
                  init_scale: float = 0.0, dropout: float = 0.0, n_fft: int = 510,
                  hop_length: int = 128, spec_factor: float = 0.15, spec_abs_exponent: float = 0.5,
-                 transform: str = "exponent"):
+                 transform: str = "exponent", output_scale: str = "t"):
         super().__init__()
         if transform not in spectral.TRANSFORMS:
             raise ValueError(f"unknown transform {transform!r}; valid: {', '.join(spectral.TRANSFORMS)}")
@@ -41,7 +42,8 @@ class ScoreModel(nn.Module):
                                 attn_resolutions=tuple(attn_resolutions),
                                 fourier_scale=fourier_scale, init_scale=init_scale, dropout=dropout,
                                 n_fft=n_fft, hop_length=hop_length, spec_factor=spec_factor,
-                                spec_abs_exponent=spec_abs_exponent, transform=transform)
+                                spec_abs_exponent=spec_abs_exponent, transform=transform,
+                                output_scale=output_scale)
         self.n_src = n_src
         self.n_fft, self.hop_length = n_fft, hop_length
         self.spec_factor, self.spec_abs_exponent, self.transform = spec_factor, spec_abs_exponent, transform
@@ -53,7 +55,8 @@ class ScoreModel(nn.Module):
         self.backbone = NCSNpp(in_ch=2 * n_src + 2, out_ch=2 * n_src, nf=nf, ch_mult=ch_mult,
                                num_res_blocks=num_res_blocks, attn_resolutions=attn_resolutions,
                                image_size=n_bins,
-                               fourier_scale=fourier_scale, init_scale=init_scale, dropout=dropout)
+                               fourier_scale=fourier_scale, init_scale=init_scale, dropout=dropout,
+                               output_scale=output_scale)
 
     def _compress_args(self):
         return dict(alpha=self.spec_abs_exponent, beta=self.spec_factor, transform=self.transform)

@@ -1,5 +1,6 @@
 """NCSN++ named structure: the reference order, key renaming, and checkpoints of the older flat
 layout."""
+import pytest
 import torch
 
 from diffsep.checkpoint import make_checkpoint
@@ -61,3 +62,16 @@ def test_checkpoints_of_the_flat_layout_still_load():
     x, mix = torch.randn(1, 2, 2000), torch.randn(1, 1, 2000)
     t = torch.tensor([0.5])
     torch.testing.assert_close(loaded(x, t, mix), model(x, t, mix), rtol=0, atol=0)
+
+
+def test_sqrt_t_output_scale_is_the_reference_output_times_sqrt_t():
+    """Same weights: before the final affine 1x1 conv the two scalings differ by exactly √t."""
+    ref, alt = small_net(), small_net()
+    alt.output_scale = "sqrt_t"
+    bias = ref.output_layer.bias[None, :, None, None]
+    x, t = torch.randn(3, 6, 32, 16), torch.tensor([0.03, 0.3, 1.0])
+    with torch.no_grad():
+        a, b = ref(x, t) - bias, alt(x, t) - bias
+    torch.testing.assert_close(b, a * t.sqrt().reshape(-1, 1, 1, 1), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="valid: t, sqrt_t"):
+        NCSNpp(nf=8, ch_mult=(1, 2), image_size=32, output_scale="t2")

@@ -1,12 +1,12 @@
-"""python -m diffsep.bench {score,train,separate} [options]"""
+"""python -m diffsep.bench {score,train,separate,overfit} [options]"""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from . import score, separate, train
+from . import overfit, score, separate, train
 
-BENCHES = {"score": score, "train": train, "separate": separate}
+BENCHES = {"score": score, "train": train, "separate": separate, "overfit": overfit}
 
 
 def main(argv=None) -> int:
