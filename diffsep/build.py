@@ -12,7 +12,6 @@ from .config import Config, ConfigError
 from .families import FAMILIES, Family
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-LR_SCHEDULES = ("none", "plateau")
 
 
 def build_family(cfg: Config) -> Family:
@@ -64,16 +63,20 @@ def build_ema(cfg: Config, model: nn.Module) -> AveragedModel:
 
 
 def build_scheduler(cfg: Config, opt: torch.optim.Optimizer):
-    """None, or ReduceLROnPlateau on the validation score (higher is better)."""
+    """None (constant lr, no warm-up) or an :class:`~diffsep.lr_schedule.LRSchedule`."""
+    from .lr_schedule import SCHEDULES, LRSchedule
+
     o = cfg.optim
-    if o.lr_schedule not in LR_SCHEDULES:
-        raise ConfigError(f"unknown optim.lr_schedule {o.lr_schedule!r}; valid: {', '.join(LR_SCHEDULES)}")
-    if o.lr_schedule == "none":
+    if o.lr_schedule not in SCHEDULES:
+        raise ConfigError(f"unknown optim.lr_schedule {o.lr_schedule!r}; valid: {', '.join(SCHEDULES)}")
+    if o.lr_schedule == "none" and not o.warmup_steps:
         return None
-    # absolute threshold of 1e-3 of the score (dB): a relative one misbehaves for negative scores
-    return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=o.lr_factor,
-                                                      patience=o.lr_patience, threshold=1e-3,
-                                                      threshold_mode="abs")
+    try:
+        return LRSchedule(opt, o.lr_schedule, lr=o.lr, warmup_steps=o.warmup_steps,
+                          total_steps=cfg.train.max_steps, lr_min=o.lr_min, patience=o.lr_patience,
+                          factor=o.lr_factor)
+    except ValueError as e:
+        raise ConfigError(f"optim: {e}") from None
 
 
 def amp_dtype(cfg: Config) -> torch.dtype | None:

@@ -84,7 +84,9 @@ class OptimConfig:
     weight_decay: float = 0.0  # Adam weight decay
     grad_clip: float = 5.0  # clip the global gradient norm (<= 0: off)
     ema_decay: float = 0.999  # EMA of the weights used for validation and inference
-    lr_schedule: str = "none"  # none | plateau (multiply lr by lr_factor after lr_patience validations without improvement)
+    lr_schedule: str = "none"  # none | cosine (to lr_min at train.max_steps) | plateau (multiply lr by lr_factor after lr_patience validations without improvement)
+    warmup_steps: int = 0  # linear lr warm-up over this many optimizer steps (none and cosine schedules)
+    lr_min: float = 0.0  # cosine: the lr at train.max_steps
     lr_patience: int = 3  # plateau: validations without improvement before the lr is reduced
     lr_factor: float = 0.5  # plateau: lr multiplier
 
@@ -201,7 +203,7 @@ _AT_LEAST_1 = ("model.n_src", "model.nf", "model.num_res_blocks", "model.n_fft",
 _AT_LEAST_0 = ("model.dropout", "sampler.corrector_steps", "sampler.snr", "data.min_seconds",
                "data.num_workers", "optim.weight_decay", "optim.grad_clip", "train.max_steps",
                "train.val_every", "train.val_every_epochs", "train.keep_last", "train.val_sep_items",
-               "optim.lr_patience")
+               "optim.lr_patience", "optim.warmup_steps", "optim.lr_min")
 _POSITIVE = ("optim.lr", "optim.lr_factor", "sde.gamma", "sde.T")
 _UNIT = ("loss.p_T", "optim.ema_decay")
 

@@ -275,10 +275,13 @@ class Trainer:
         self.scaler.step(self.opt)
         self.scaler.update()
         self.opt.zero_grad(set_to_none=True)
+        lr = self.opt.param_groups[0]["lr"]  # the lr of this step
+        if self.scheduler is not None:
+            self.scheduler.after_step()
         self.ema.update_parameters(self.model)
         self.progress.step += 1
         return {"loss": distributed.mean_over_ranks(total, self.dist, self.device),
-                "grad_norm": grad_norm.item(), "lr": self.opt.param_groups[0]["lr"]}
+                "grad_norm": grad_norm.item(), "lr": lr}
 
     def _draws(self, shape):
         """The family's random draws for the global batch (the same generator state on every
@@ -303,7 +306,7 @@ class Trainer:
         # every rank takes the same scheduler step: rank 0's score, summed with zeros
         score = distributed.mean_over_ranks(score, self.dist, self.device) * self.dist.world_size
         if self.scheduler is not None:
-            self.scheduler.step(score)
+            self.scheduler.after_validation(score)
         best = score > self.progress.best
         self.progress.best = max(self.progress.best, score)
         self.save(best=best)
