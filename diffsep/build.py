@@ -43,9 +43,20 @@ def build_datasets(cfg: Config):
         raise ConfigError("data.root is not set: give the dataset's root folder, e.g. data.root=PATH")
     kw = dict(n_src=cfg.model.n_src, sample_rate=d.sample_rate, mode=d.mode, mixture=d.mixture)
     seg = int(d.segment_seconds * d.sample_rate) if d.segment_seconds > 0 else None
-    train = SeparationDataset(build_items(d.kind, d.root, d.train_split, **kw), d.sample_rate,
-                              segment=seg, random_crop=True, seed=cfg.train.seed,
-                              min_samples=int(d.min_seconds * d.sample_rate), pad_to_segment=True)
+    items = build_items(d.kind, d.root, d.train_split, **kw)
+    if d.dynamic_mixing:
+        from .data.dynamic import DynamicMixDataset
+
+        if d.kind == "vbdemand" or seg is None:
+            raise ConfigError("data.dynamic_mixing needs a separation layout (not vbdemand) and "
+                              "data.segment_seconds > 0")
+        if any(f <= 0 for f in d.speed_perturb):
+            raise ConfigError(f"data.speed_perturb factors must be > 0, got {d.speed_perturb}")
+        train = DynamicMixDataset(items, d.kind, cfg.model.n_src, d.sample_rate, seg, seed=cfg.train.seed,
+                                  level_db=d.dm_level_db, speeds=d.speed_perturb)
+    else:
+        train = SeparationDataset(items, d.sample_rate, segment=seg, random_crop=True, seed=cfg.train.seed,
+                                  min_samples=int(d.min_seconds * d.sample_rate), pad_to_segment=True)
     valid = SeparationDataset(build_items(d.kind, d.root, d.valid_split, **kw), d.sample_rate,
                               segment=seg, random_crop=False, seed=cfg.train.seed)
     return train, valid

@@ -75,6 +75,9 @@ class DataConfig:
     segment_seconds: float = 5.0  # random crop length for training (<= 0: whole files)
     min_seconds: float = 0.0  # drop training files shorter than this
     num_workers: int = 2  # DataLoader worker processes
+    dynamic_mixing: bool = False  # training items are fresh mixtures of K speakers' utterances (data/dynamic.py)
+    dm_level_db: float = 5.0  # dynamic mixing: sources' levels differ by up to this many dB (wsj0-2mix: 5)
+    speed_perturb: list[float] = field(default_factory=list)  # dynamic mixing: per-source speed factors to draw from, e.g. [0.9, 1.0, 1.1]
 
 
 @dataclass
@@ -84,7 +87,7 @@ class OptimConfig:
     weight_decay: float = 0.0  # Adam weight decay
     grad_clip: float = 5.0  # clip the global gradient norm (<= 0: off)
     ema_decay: float = 0.999  # EMA of the weights used for validation and inference
-    lr_schedule: str = "none"  # none | cosine (to lr_min at train.max_steps) | plateau (multiply lr by lr_factor after lr_patience validations without improvement)
+    lr_schedule: str = "none"  # none | cosine (to lr_min at train.max_steps: keep max_steps when resuming) | plateau (multiply lr by lr_factor after lr_patience validations without improvement)
     warmup_steps: int = 0  # linear lr warm-up over this many optimizer steps (none and cosine schedules)
     lr_min: float = 0.0  # cosine: the lr at train.max_steps
     lr_patience: int = 3  # plateau: validations without improvement before the lr is reduced
@@ -203,7 +206,7 @@ _AT_LEAST_1 = ("model.n_src", "model.nf", "model.num_res_blocks", "model.n_fft",
 _AT_LEAST_0 = ("model.dropout", "sampler.corrector_steps", "sampler.snr", "data.min_seconds",
                "data.num_workers", "optim.weight_decay", "optim.grad_clip", "train.max_steps",
                "train.val_every", "train.val_every_epochs", "train.keep_last", "train.val_sep_items",
-               "optim.lr_patience", "optim.warmup_steps", "optim.lr_min")
+               "optim.lr_patience", "optim.warmup_steps", "optim.lr_min", "data.dm_level_db")
 _POSITIVE = ("optim.lr", "optim.lr_factor", "sde.gamma", "sde.T")
 _UNIT = ("loss.p_T", "optim.ema_decay")
 

@@ -59,12 +59,14 @@ def test_two_step_run_writes_a_self_describing_checkpoint(data_root, tmp_path):
 
 
 @pytest.mark.slow
-def test_interrupted_and_resumed_run_equals_uninterrupted_run(data_root, tmp_path):
+@pytest.mark.parametrize("extra", [[], ["data.dynamic_mixing=true", "data.speed_perturb=[0.9,1.1]",
+                                        "optim.warmup_steps=3"]])
+def test_interrupted_and_resumed_run_equals_uninterrupted_run(data_root, tmp_path, extra):
     # 10 items, global batch 2, accumulate 2: 2 steps per epoch, so 5 steps cross two epochs
-    full = Trainer(tiny_cfg(data_root, tmp_path / "full", "train.max_steps=5"))
+    full = Trainer(tiny_cfg(data_root, tmp_path / "full", "train.max_steps=5", *extra))
     full.run()
-    Trainer(tiny_cfg(data_root, tmp_path / "part", "train.max_steps=3")).run()
-    resumed = Trainer(tiny_cfg(data_root, tmp_path / "part", "train.max_steps=5"))
+    Trainer(tiny_cfg(data_root, tmp_path / "part", "train.max_steps=3", *extra)).run()
+    resumed = Trainer(tiny_cfg(data_root, tmp_path / "part", "train.max_steps=5", *extra))
     resumed.run()
     assert losses(tmp_path / "part") == losses(tmp_path / "full")
     for a, b in zip(full.model.state_dict().values(), resumed.model.state_dict().values()):

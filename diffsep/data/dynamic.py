@@ -1,0 +1,120 @@
+"""Dynamic mixing: every training item is a new mixture of K utterances by K different speakers,
+drawn from the split's source files at random crops, random relative levels and (optionally)
+random speeds. The draws are a function of (seed, epoch, index) only, so runs, resumes and the
+batch order across W processes repeat exactly, whatever the number of DataLoader workers.
+
+Speakers come from the layout: wsj0-mix mixture names ``UTT1_SNR1_UTT2_SNR2`` (WSJ0 utterance ids
+start with the 3-character speaker id; generated corpora name utterances ``VOICE-trNNNN``),
+LibriMix source files ``SPEAKER-CHAPTER-UTT``; the ``folder`` layout has no speaker ids, so every
+file counts as its own speaker (only distinct files are mixed).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..audio import AudioError, audio_info, read_audio, resample
+from .base import Item
+
+_GENERATED_UTT = re.compile(r"^(.+)-[a-z]{2}\d+$")  # VOICE-tr0012
+
+
+def utterance_speaker(utt: str) -> str:
+    """Speaker of a wsj0-style utterance id: VOICE of VOICE-trNNNN, else the first 3 characters."""
+    m = _GENERATED_UTT.match(utt)
+    return m.group(1) if m else utt[:3]
+
+
+def source_speakers(kind: str, item: Item) -> list[str]:
+    """One speaker id per source file of ``item``."""
+    if kind == "wsj0_mix":
+        parts = item.name.split("_")
+        utts = parts[0::2]
+        if len(utts) >= len(item.sources):
+            return [utterance_speaker(u) for u in utts[:len(item.sources)]]
+    if kind == "librimix":
+        return [Path(p).stem.split("-")[0] for p in item.sources]
+    return [str(p) for p in item.sources]  # no speaker ids: distinct files
+
+
+@dataclass(frozen=True)
+class Utterance:
+    path: Path
+    speaker: str
+    frames: int
+
+
+class DynamicMixDataset(torch.utils.data.Dataset):
+    """Items -> {"mix": (1, segment), "sources": (K, segment), "length", "name"} like
+    :class:`~diffsep.data.base.SeparationDataset`, each a fresh mixture.
+
+    Args:
+        items, kind: the split's items and its layout (for the speaker ids).
+        n_src: K; sample_rate: every file must have it; segment: samples per item.
+        level_db: the sources' levels (after scaling each to unit RMS) are drawn uniformly in
+            ±level_db / 2 dB, so that two sources differ by up to level_db (wsj0-2mix: 5 dB).
+        speeds: speed-perturbation factors to draw from per source (e.g. 0.9, 1.0, 1.1: resampling,
+            which also shifts the pitch); empty for none.
+        epoch_size: items per epoch (default: as many as the split has mixtures).
+    """
+
+    def __init__(self, items: list[Item], kind: str, n_src: int, sample_rate: int, segment: int,
+                 seed: int = 0, level_db: float = 5.0, speeds=(), epoch_size: int | None = None):
+        self.n_src, self.sample_rate, self.segment = n_src, sample_rate, segment
+        self.seed, self.level_db, self.speeds = seed, level_db, tuple(speeds)
+        self.epoch = 0
+        seen, self.utterances = set(), []
+        for it in items:
+            for path, spk in zip(it.sources, source_speakers(kind, it)):
+                if path in seen:
+                    continue
+                seen.add(path)
+                sr, frames, ch = audio_info(path)
+                if sr != sample_rate or ch != 1:
+                    raise AudioError(f"{path}: {sr} Hz, {ch} channel(s); expected {sample_rate} Hz mono")
+                self.utterances.append(Utterance(Path(path), spk, frames))
+        self.speakers: dict[str, list[int]] = {}
+        for i, u in enumerate(self.utterances):
+            self.speakers.setdefault(u.speaker, []).append(i)
+        self.speaker_names = sorted(self.speakers)
+        if len(self.speaker_names) < n_src:
+            raise ValueError(f"dynamic mixing needs at least {n_src} speakers, the split has "
+                             f"{len(self.speaker_names)}")
+        self.size = epoch_size or len(items)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, i: int) -> dict:
+        rng = np.random.default_rng((self.seed, self.epoch, i, 7))
+        speakers = rng.choice(len(self.speaker_names), self.n_src, replace=False)
+        sources = []
+        for s in speakers:
+            pool = self.speakers[self.speaker_names[s]]
+            utt = self.utterances[pool[rng.integers(len(pool))]]
+            speed = float(rng.choice(self.speeds)) if self.speeds else 1.0
+            gain_db = rng.uniform(-self.level_db / 2, self.level_db / 2)
+            sources.append(self._source(utt, speed, rng) * 10 ** (gain_db / 20))
+        sources = torch.from_numpy(np.stack(sources))
+        return {"mix": sources.sum(0, keepdim=True), "sources": sources, "length": self.segment,
+                "name": f"dm-{self.epoch}-{i}"}
+
+    def _source(self, utt: Utterance, speed: float, rng) -> np.ndarray:
+        """A random crop of ``segment`` samples after speed perturbation, at unit RMS (zero-padded
+        when the utterance is shorter). -> (segment,) float32."""
+        need = int(np.ceil(self.segment * speed)) + 1
+        start = int(rng.integers(0, max(1, utt.frames - need + 1)))
+        x, _ = read_audio(utt.path, start=start, frames=min(need, utt.frames))
+        x = x[0]
+        if speed != 1.0:  # played `speed` times faster: read as if sampled at speed × rate
+            x = resample(x[None], round(self.sample_rate * speed), self.sample_rate)[0]
+        x = np.pad(x, (0, max(0, self.segment - len(x))))[:self.segment]
+        rms = np.sqrt(np.mean(x ** 2))
+        return (x / rms if rms > 0 else x).astype(np.float32)
