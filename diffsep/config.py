@@ -228,7 +228,7 @@ def check_values(cfg: Config) -> Config:
             raise ConfigError(f"{key} must be {what}, got {value}")
     if not 0 < cfg.sde.sigma_min < cfg.sde.sigma_max:
         raise ConfigError(f"need 0 < sde.sigma_min < sde.sigma_max, got {cfg.sde.sigma_min}, {cfg.sde.sigma_max}")
-    for key in ("loss.t_eps", "sampler.t_eps"):
+    for key in ("loss.t_eps", "sampler.t_eps", "sampler.t_start"):
         if not 0 < get(key) <= cfg.sde.T:
             raise ConfigError(f"{key} must be in (0, sde.T = {cfg.sde.T}], got {get(key)}")
     return cfg

@@ -56,25 +56,50 @@ def load_model(path_or_ckpt, ema: bool = True) -> nn.Module:
 
 
 def make_separator(trained: Trained, *, device="cpu", sampler: dict | None = None,
-                   rescale: str = "denormalize", seed: int = 0) -> Separator:
+                   rescale: str = "denormalize", seed: int = 0,
+                   warm_start: Trained | None = None) -> Separator:
     """The separator of a trained network on ``device``; ``sampler`` overrides the sampler
-    settings stored with the model (fields of :class:`diffsep.sampler.SamplerSettings`)."""
-    cfg = dataclasses.replace(trained.config, sampler=trained.config.sampler.updated(**(sampler or {})))
+    settings stored with the model (fields of :class:`diffsep.sampler.SamplerSettings`).
+
+    ``warm_start``: a discriminative model (Conv-TasNet) whose estimate the diffusion starts from
+    (sampler init "model", from ``t_start``): the separator runs it, then refines its estimate."""
+    overrides = {**({"init": "model"} if warm_start is not None else {}), **(sampler or {})}
+    cfg = dataclasses.replace(trained.config, sampler=trained.config.sampler.updated(**overrides))
     family = build_family(cfg)
     model = trained.model.to(device).eval()
-    return Separator(partial(family.estimate, model), cfg.model.n_src, cfg.data.sample_rate,
-                     device=torch.device(device), nfe=family.nfe, rescale=rescale,
+    estimate, nfe, info = partial(family.estimate, model), family.nfe, family.info()
+    if warm_start is not None:
+        if cfg.model.kind != "diffsep" or warm_start.config.model.n_src != cfg.model.n_src:
+            raise ValueError(f"a warm start needs a DiffSep model and a partner with as many sources "
+                             f"({cfg.model.kind}, {cfg.model.n_src} sources; partner "
+                             f"{warm_start.config.model.n_src})")
+        first, first_model = build_family(warm_start.config), warm_start.model.to(device).eval()
+        estimate = partial(_warm_started, family, model, first, first_model)
+        nfe += first.nfe
+        info = {**info, "warm_start": first.info()}
+    elif cfg.sampler.init == "model":
+        raise ValueError("sampler init 'model' needs a warm-start model")
+    return Separator(estimate, cfg.model.n_src, cfg.data.sample_rate,
+                     device=torch.device(device), nfe=nfe, rescale=rescale,
                      generator=torch.Generator(device=device).manual_seed(seed),
-                     fixed_order=cfg.loss.fixed_order, info=family.info())
+                     fixed_order=cfg.loss.fixed_order, info=info)
 
 
-def load_separator(model: str, *, ema: bool = True, device=None, **kwargs) -> Separator:
-    """:func:`make_separator` for a checkpoint path or ``hf://owner/repo[/file]``; the device
-    defaults to CUDA when available."""
+def _warm_started(family, model, first, first_model, mix, generator=None):
+    """DiffSep refining a discriminative estimate. mix (B, 1, N) normalised -> (B, K, N)."""
+    return family.estimate(model, mix, generator, init=first.estimate(first_model, mix, generator))
+
+
+def load_separator(model: str, *, ema: bool = True, device=None, warm_start: str | None = None,
+                   **kwargs) -> Separator:
+    """:func:`make_separator` for a checkpoint path or ``hf://owner/repo[/file]`` (and a warm-start
+    partner's); the device defaults to CUDA when available."""
     from .hub import resolve_model
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return make_separator(load_trained(resolve_model(model), ema), device=device, **kwargs)
+    partner = load_trained(resolve_model(warm_start), ema) if warm_start else None
+    return make_separator(load_trained(resolve_model(model), ema), device=device, warm_start=partner,
+                          **kwargs)
 
 
 def random_separator(kind: str = "diffsep", *, nf: int = 64, device="cpu", sampler: dict | None = None,

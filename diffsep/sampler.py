@@ -27,6 +27,12 @@ class SamplerSettings:
     t_eps: float = 0.03  # last evaluation time
     reference_dt: bool = False  # pc: use the reference's step 1/N (to reproduce published numbers)
     solver: str = "heun"  # ode: heun | euler
+    init: str = "prior"  # prior: start at T from mix / K + L_T z | model: warm start from an estimate ŝ
+    t_start: float = 0.5  # init model: start at this time from μ_t(ŝ) + L_t z, with steps × t_start / T steps
+
+    def steps_from(self, T: float = 1.0) -> int:
+        """Time steps actually taken: all of them from the prior, proportionally fewer from t_start."""
+        return self.steps if self.init == "prior" else max(1, round(self.steps * self.t_start / T))
 
     def updated(self, **overrides) -> "SamplerSettings":
         """A copy with the given fields replaced (None values are ignored; unknown keys fail)."""
@@ -78,7 +84,7 @@ def predictor_step(score_fn: ScoreFn, sde: DiffSepSDE, x: Tensor, t: Tensor, mix
 def pc_sample(score_fn: ScoreFn, sde: DiffSepSDE, mix: Tensor, *, steps: int = 30,
               snr: float = 0.5, corrector_steps: int = 1, t_eps: float = 0.03,
               reference_dt: bool = False, generator: torch.Generator | None = None,
-              x_T: Tensor | None = None, callback=None) -> Tensor:
+              x_T: Tensor | None = None, t_start: float | None = None, callback=None) -> Tensor:
     """Predictor-corrector sampler: per time step, ``corrector_steps`` annealed Langevin steps then
     one reverse-diffusion step. Uses steps × (1 + corrector_steps) score evaluations.
 
@@ -90,15 +96,17 @@ def pc_sample(score_fn: ScoreFn, sde: DiffSepSDE, mix: Tensor, *, steps: int = 3
         reference_dt: reproduce the reference implementation exactly: the same times but a
             predictor step of 1 / steps whatever the grid (for published numbers).
         generator: noise source; x_T: start here instead of sampling the prior (B, K, N).
+        t_start: the time x_T belongs to (default T); the grid then runs from t_start.
         callback: called as callback(i, t, x_mean) after every step.
     Returns:
         (B, K, N) the last predictor mean.
     """
     B = mix.shape[0]
     x = sde.prior_sample(mix, generator) if x_T is None else x_T
-    grid = time_grid(steps, sde.T, t_eps, device=mix.device, dtype=mix.dtype)
+    t0 = sde.T if t_start is None else t_start
+    grid = time_grid(steps, t0, t_eps, device=mix.device, dtype=mix.dtype)
     times = grid[:-1]
-    dts = [1.0 / steps] * steps if reference_dt else (grid[:-1] - grid[1:]).tolist()
+    dts = [t0 / steps] * steps if reference_dt else (grid[:-1] - grid[1:]).tolist()
     x_mean = x
     for i, (t, dt) in enumerate(zip(times, dts)):
         vec_t = t.expand(B)
@@ -118,7 +126,7 @@ def ode_drift(score_fn: ScoreFn, sde: DiffSepSDE, x: Tensor, t: Tensor, mix: Ten
 @torch.no_grad()
 def ode_sample(score_fn: ScoreFn, sde: DiffSepSDE, mix: Tensor, *, steps: int = 10,
                t_eps: float = 0.03, solver: str = "heun", generator: torch.Generator | None = None,
-               x_T: Tensor | None = None, callback=None) -> Tensor:
+               x_T: Tensor | None = None, t_start: float | None = None, callback=None) -> Tensor:
     """Probability-flow ODE on the grid of :func:`time_grid` (T down to t_eps, then 0).
 
     solver "heun": second-order steps between grid times and a final Euler step from t_eps to 0
@@ -129,7 +137,7 @@ def ode_sample(score_fn: ScoreFn, sde: DiffSepSDE, mix: Tensor, *, steps: int = 
         raise ValueError(f"unknown ODE solver {solver!r}; valid: heun, euler")
     B = mix.shape[0]
     x = sde.prior_sample(mix, generator) if x_T is None else x_T
-    grid = time_grid(steps, sde.T, t_eps, device=mix.device, dtype=mix.dtype)
+    grid = time_grid(steps, sde.T if t_start is None else t_start, t_eps, device=mix.device, dtype=mix.dtype)
     for i in range(steps):
         t, t_next = grid[i].expand(B), grid[i + 1].expand(B)
         h = grid[i + 1] - grid[i]  # negative: integrating backwards in time
@@ -146,29 +154,28 @@ def ode_sample(score_fn: ScoreFn, sde: DiffSepSDE, mix: Tensor, *, steps: int = 
 @torch.no_grad()
 def em_sample(score_fn: ScoreFn, sde: DiffSepSDE, mix: Tensor, *, steps: int = 30,
               t_eps: float = 0.03, generator: torch.Generator | None = None,
-              x_T: Tensor | None = None) -> Tensor:
+              x_T: Tensor | None = None, t_start: float | None = None) -> Tensor:
     """Euler–Maruyama on the reverse SDE (predictor only, no corrector): ``steps`` evaluations.
     Returns the last mean (B, K, N)."""
     return pc_sample(score_fn, sde, mix, steps=steps, corrector_steps=0, t_eps=t_eps,
-                     generator=generator, x_T=x_T)
+                     generator=generator, x_T=x_T, t_start=t_start)
 
 
 @dataclass(frozen=True)
 class Sampler:
-    """A registry entry: the function, the settings fields it takes, and its number of score
-    evaluations as a function of the settings."""
+    """A registry entry: the function (called with ``steps``, ``x_T``, ``t_start`` and the settings
+    fields it names), and its number of score evaluations as a function of (settings, steps)."""
     fn: Callable[..., Tensor]
     options: tuple[str, ...]
-    nfe: Callable[[SamplerSettings], int]
+    nfe: Callable[[SamplerSettings, int], int]
 
 
 # The one list of samplers: adding one means its function above and one entry here.
 SAMPLERS: dict[str, Sampler] = {
-    "pc": Sampler(pc_sample, ("steps", "snr", "corrector_steps", "t_eps", "reference_dt"),
-                  lambda s: s.steps * (1 + s.corrector_steps)),
-    "ode": Sampler(ode_sample, ("steps", "t_eps", "solver"),
-                   lambda s: 2 * s.steps - 1 if s.solver == "heun" else s.steps),
-    "em": Sampler(em_sample, ("steps", "t_eps"), lambda s: s.steps),
+    "pc": Sampler(pc_sample, ("snr", "corrector_steps", "t_eps", "reference_dt"),
+                  lambda s, n: n * (1 + s.corrector_steps)),
+    "ode": Sampler(ode_sample, ("t_eps", "solver"), lambda s, n: 2 * n - 1 if s.solver == "heun" else n),
+    "em": Sampler(em_sample, ("t_eps",), lambda s, n: n),
 }
 
 
@@ -179,16 +186,31 @@ def _entry(kind: str) -> Sampler:
 
 
 def sample(score_fn: ScoreFn, sde: DiffSepSDE, mix: Tensor, settings: SamplerSettings | None = None,
-           *, generator: torch.Generator | None = None, **overrides) -> Tensor:
+           *, generator: torch.Generator | None = None, init: Tensor | None = None, **overrides) -> Tensor:
     """Run the sampler ``settings.kind`` with the options that apply to it (``overrides`` replace
-    fields of ``settings``). mix (B, 1, N) -> (B, K, N)."""
+    fields of ``settings``). mix (B, 1, N) -> (B, K, N).
+
+    With ``settings.init == "model"``, ``init`` is an estimate ŝ (B, K, N) of the sources (a
+    discriminative model's, normalised like ``mix``): the reverse process starts at t_start from
+    x = μ_t_start(ŝ) + L_t_start z and takes proportionally fewer steps (warm start)."""
     settings = (settings or SamplerSettings()).updated(**overrides)
     entry = _entry(settings.kind)
-    return entry.fn(score_fn, sde, mix, generator=generator,
-                    **{k: getattr(settings, k) for k in entry.options})
+    x_T, t_start = None, None
+    if settings.init == "model":
+        if init is None:
+            raise ValueError("sampler init 'model' needs an estimate to start from (a warm-start model)")
+        if not 0 < settings.t_start <= sde.T:
+            raise ValueError(f"sampler t_start must be in (0, T = {sde.T}], got {settings.t_start}")
+        t_start = settings.t_start
+        z = torch.randn(init.shape, generator=generator, device=init.device, dtype=init.dtype)
+        x_T = sde.mean(init, t_start) + sde.mult_L(z, t_start)
+    elif settings.init != "prior":
+        raise ValueError(f"unknown sampler init {settings.init!r}; valid: prior, model")
+    return entry.fn(score_fn, sde, mix, steps=settings.steps_from(sde.T), x_T=x_T, t_start=t_start,
+                    generator=generator, **{k: getattr(settings, k) for k in entry.options})
 
 
-def nfe(settings: SamplerSettings | None = None, **overrides) -> int:
-    """Number of score evaluations the sampler of ``settings`` makes."""
+def nfe(settings: SamplerSettings | None = None, T: float = 1.0, **overrides) -> int:
+    """Number of score evaluations the sampler of ``settings`` makes (T: the SDE's final time)."""
     settings = (settings or SamplerSettings()).updated(**overrides)
-    return _entry(settings.kind).nfe(settings)
+    return _entry(settings.kind).nfe(settings, settings.steps_from(T))

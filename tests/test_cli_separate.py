@@ -225,3 +225,18 @@ def test_a_full_disk_is_said_plainly(tmp_path, tiny_checkpoint, capsys, monkeypa
                  "--quiet"]) == 1
     err = capsys.readouterr().err
     assert "no space left on device" in err and str(tmp_path / "out" / "s1" / "x.wav") in err
+
+
+def test_warm_start_from_the_command_line(tmp_path, tiny_checkpoint, capsys):
+    from diffsep.checkpoint import save_checkpoint
+    from diffsep.convtasnet import ConvTasNet
+
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "ct.pt", ConvTasNet(n_src=2, N=16, B=8, H=16, X=2, R=1, Sc=8))
+    sf.write(tmp_path / "x.wav", voice(6000), 8000)
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "x.wav"), "-o", str(out), "--model", str(tiny_checkpoint), "--quiet",
+                 "--warm-start", str(tmp_path / "ct.pt"), "--t-start", "0.5", "--steps", "4"]) == 0
+    assert sf.info(out / "s2" / "x.wav").frames == 6000
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "x.wav"), "-o", str(out), "--model", "m.pt", "--t-start", "0"])

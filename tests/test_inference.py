@@ -76,3 +76,23 @@ def test_scoring_follows_the_checkpoint_and_the_layout():
     assert s.fixed_order and s.n_scored is None
     s = dataset_scoring(vbd, _Sep(False))  # noise derived from the mixture: speech only
     assert s.fixed_order and s.n_scored == 1
+
+
+def test_warm_started_separator_runs_the_partner_then_refines(tmp_path):
+    from diffsep.checkpoint import save_checkpoint
+    from diffsep.convtasnet import ConvTasNet
+
+    diffsep_ckpt = make_tiny_checkpoint(tmp_path / "d.pt", steps=10)
+    torch.manual_seed(0)
+    partner = ConvTasNet(n_src=2, N=16, B=8, H=16, X=2, R=1, Sc=8)
+    save_checkpoint(tmp_path / "c.pt", partner)
+    sep = load_separator(str(diffsep_ckpt), device="cpu", warm_start=str(tmp_path / "c.pt"),
+                         sampler={"t_start": 0.3})
+    assert sep.nfe == 3 * 2 + 1 and sep.info["warm_start"]["kind"] == "convtasnet"
+    assert sep.info["sampler"]["init"] == "model"
+    out = sep(torch.randn(2, 1, 3000))
+    assert out.shape == (2, 2, 3000) and torch.isfinite(out).all()
+    with pytest.raises(ValueError, match="needs a warm-start model"):
+        load_separator(str(diffsep_ckpt), device="cpu", sampler={"init": "model"})
+    with pytest.raises(ValueError, match="warm start needs a DiffSep model"):
+        load_separator(str(tmp_path / "c.pt"), device="cpu", warm_start=str(diffsep_ckpt))

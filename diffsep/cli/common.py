@@ -61,6 +61,10 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--raw-weights", action="store_true",
                    help="use the raw weights instead of the EMA weights")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler noise")
+    p.add_argument("--warm-start", metavar="CKPT",
+                   help="start the diffusion from this discriminative model's estimate (Conv-TasNet)")
+    p.add_argument("--t-start", type=positive_float, default=0.5,
+                   help="with --warm-start: the time the reverse process starts at (0 < t <= T)")
 
 
 def check_model_args(parser: argparse.ArgumentParser, args) -> None:
@@ -74,7 +78,8 @@ def check_model_args(parser: argparse.ArgumentParser, args) -> None:
 
 def sampler_overrides(args) -> dict:
     pairs = (("kind", args.sampler), ("steps", args.steps), ("snr", args.snr),
-             ("corrector_steps", args.corrector_steps), ("solver", args.solver))
+             ("corrector_steps", args.corrector_steps), ("solver", args.solver),
+             ("t_start", args.t_start if args.warm_start else None))
     return {k: v for k, v in pairs if v is not None}
 
 
@@ -83,7 +88,8 @@ def load_separator(args):
     from ..inference import load_separator as load
 
     return load(args.model, ema=not args.raw_weights, device=args.device,
-                sampler=sampler_overrides(args), rescale=args.rescale, seed=args.seed)
+                sampler=sampler_overrides(args), rescale=args.rescale, seed=args.seed,
+                warm_start=args.warm_start)
 
 
 def chunking(args) -> dict:

@@ -38,12 +38,14 @@ class DiffSepFamily(Family):
     def loss(self, net: nn.Module, mix: Tensor, sources: Tensor, draws: LossDraws) -> Tensor:
         return score_matching_loss(net, self.sde, sources, mix, draws=draws)
 
-    def estimate(self, model: nn.Module, mix: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        return sample(model, self.sde, mix, self.sampler, generator=generator)
+    def estimate(self, model: nn.Module, mix: Tensor, generator: torch.Generator | None = None,
+                 init: Tensor | None = None) -> Tensor:
+        """``init``: a warm-start estimate (B, K, N), used when the sampler's init is "model"."""
+        return sample(model, self.sde, mix, self.sampler, generator=generator, init=init)
 
     @property
     def nfe(self) -> int:
-        return nfe(self.sampler)
+        return nfe(self.sampler, self.sde.T)
 
     def info(self) -> dict:
         return {"kind": self.kind, "sampler": asdict(self.sampler)}
