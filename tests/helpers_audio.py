@@ -27,3 +27,10 @@ def make_mix_tree(base: Path, n_items: int, n_src: int = 2, sr: int = 8000, n: i
         sf.write(base / "mix" / f"{name}.wav", s.sum(0), sr, subtype="FLOAT")
         names.append(name)
     return names
+
+
+def make_train_cv_tree(root: Path, n_train: int, n: int = 2500) -> Path:
+    """root/tr (n_train items) and root/cv (2 items) in the folder layout."""
+    make_mix_tree(root / "tr", n_train, n=n)
+    make_mix_tree(root / "cv", 2, n=n, seed=1)
+    return root

@@ -92,6 +92,10 @@ def test_mode_arguments_are_checked(tmp_path, capsys):
         main(["--out", str(tmp_path)])
     assert usage.value.code == 2 and "give either --model" in capsys.readouterr().err
     assert main(["--est-dir", str(tmp_path), "--out", str(tmp_path)]) == 2
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(SystemExit):  # checked before any work
+        main(["--model", "none.pt", "--data-root", str(tmp_path), "--out", str(tmp_path / "afile")])
+    assert "exists and is not a folder" in capsys.readouterr().err
     assert main(["--est-dir", str(tmp_path), "--ref-dir", str(tmp_path), "--out", str(tmp_path)]) == 2
     assert "no s1/ folder" in capsys.readouterr().err
 

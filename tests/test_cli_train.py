@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from diffsep.checkpoint import safe_load
-from helpers_audio import make_mix_tree
+from helpers_audio import make_mix_tree, make_train_cv_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["data.kind=folder", "data.train_split=tr", "data.valid_split=cv", "data.segment_seconds=0.25",
@@ -26,10 +26,7 @@ def train(*args, timeout=120):
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    make_mix_tree(root / "tr", 6, n=2500)
-    make_mix_tree(root / "cv", 2, n=2500, seed=1)
-    return root
+    return make_train_cv_tree(tmp_path_factory.mktemp("data"), 6)
 
 
 @pytest.mark.slow

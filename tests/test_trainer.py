@@ -16,7 +16,7 @@ from diffsep.checkpoint import safe_load
 from diffsep.inference import load_model
 from diffsep.config import load_config
 from diffsep.trainer import Actions, Trainer, after_epoch, after_step
-from helpers_audio import make_mix_tree
+from helpers_audio import make_train_cv_tree
 
 ROOT = Path(__file__).parents[1]
 
@@ -33,10 +33,7 @@ def tiny_cfg(data_root, run_dir, *extra):
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    make_mix_tree(root / "tr", 10, n=2500)
-    make_mix_tree(root / "cv", 2, n=2500, seed=1)
-    return root
+    return make_train_cv_tree(tmp_path_factory.mktemp("data"), 10)
 
 
 def losses(run_dir):

@@ -105,6 +105,8 @@ def main(argv=None) -> int:
     check_model_args(parser, args)
     if (args.est_dir is not None or args.ref_dir is not None) == (args.model is not None):
         parser.error("give either --model (with --data-root) or --est-dir with --ref-dir")
+    if args.out.exists() and not args.out.is_dir():
+        parser.error(f"argument --out: {args.out} exists and is not a folder")
     from tqdm import tqdm
 
     from ..audio import AudioError
