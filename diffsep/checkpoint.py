@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import pickle
 import random
+import sys
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ import torch
 
 from .atomic import atomic_path
 from .build import config_of
+from .config import Config, TrainConfig, to_dict
 
 FORMAT = "diffsep"
 
@@ -166,3 +168,53 @@ def restore_training_state(run, ckpt: dict, where) -> None:
         run.scheduler.load_state_dict(ckpt["scheduler"])
     run.progress = Progress(ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"], ckpt["best"])
     restore_rng(ckpt["rng"], run.device, run.loss_gen)
+
+
+# -- run directories --------------------------------------------------------------------------------
+def resume_checkpoint(t: TrainConfig, run_dir: Path, map_location="cpu") -> tuple[Path, dict] | None:
+    """The checkpoint to resume from and its contents: ``train.resume`` = auto (RUN_DIR/last.pt
+    if present; if it cannot be read, the newest readable RUN_DIR/step_*.pt, with a warning),
+    never, or a path."""
+    if t.resume == "never":
+        return None
+    if t.resume != "auto":
+        if not Path(t.resume).is_file():
+            raise CheckpointError(f"{t.resume}: train.resume names no checkpoint file")
+        return Path(t.resume), safe_load(t.resume, map_location)
+    candidates = [run_dir / "last.pt"] if (run_dir / "last.pt").is_file() else []
+    candidates += sorted(run_dir.glob("step_*.pt"), reverse=True)
+    if not candidates:
+        return None
+    errors = []
+    for path in candidates:
+        try:
+            ckpt = safe_load(path, map_location)
+        except CheckpointError as e:
+            errors.append(str(e))
+            continue
+        if errors:
+            print(f"warning: {errors[0]}; resuming from {path} (step {ckpt.get('step')}) instead",
+                  file=sys.stderr)
+        return path, ckpt
+    raise CheckpointError(f"no readable checkpoint to resume in {run_dir} ({errors[0]}); "
+                          f"start over with train.resume=never")
+
+
+def check_resumable(ckpt: dict, cfg: Config, where) -> None:
+    """Refuse, in one sentence, a checkpoint of another model than the configured one."""
+    have = ckpt.get("config") or {}
+    want = to_dict(cfg)
+    sections = ["model"] + (["convtasnet"] if cfg.model.kind == "convtasnet" else [])
+    diff = [f"{s}.{k}={(have.get(s) or {}).get(k)!r} (configured: {v!r})" for s in sections
+            for k, v in want[s].items() if (have.get(s) or {}).get(k, v) != v]
+    if diff:
+        raise CheckpointError(f"{where}: written by a different model ({'; '.join(diff[:3])}); "
+                              f"use the same model settings, another train.run_dir, or train.resume=never")
+
+
+def remove_stale_temporaries(run_dir: Path) -> list[Path]:
+    """Temporary files of checkpoint writes a killed run left behind (``.NAME.*.tmp*``)."""
+    stale = [p for p in run_dir.glob(".*.tmp*") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale

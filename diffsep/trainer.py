@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import math
 import signal
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,8 @@ import torch
 
 from . import distributed
 from .build import amp_dtype, build_datasets, build_ema, build_family, build_optimizer, build_scaler, build_scheduler
-from .checkpoint import CheckpointError, Progress, atomic_save, restore_training_state, safe_load, training_state
+from .checkpoint import (Progress, atomic_save, check_resumable, remove_stale_temporaries,
+                         restore_training_state, resume_checkpoint, training_state)
 from .config import Config, TrainConfig, to_dict, to_yaml
 from .data import collate
 from .data.batch_order import GlobalBatchOrder
@@ -53,55 +53,6 @@ def after_epoch(epochs_done: int, t: TrainConfig) -> Actions:
     """At the end of an epoch: validate every ``val_every_epochs`` epochs, else save."""
     validate = bool(t.val_every_epochs and epochs_done % t.val_every_epochs == 0)
     return Actions(validate=validate, save=not validate)
-
-
-def resume_checkpoint(t: TrainConfig, run_dir: Path, map_location="cpu") -> tuple[Path, dict] | None:
-    """The checkpoint to resume from and its contents: ``train.resume`` = auto (RUN_DIR/last.pt
-    if present; if it cannot be read, the newest readable RUN_DIR/step_*.pt, with a warning),
-    never, or a path."""
-    if t.resume == "never":
-        return None
-    if t.resume != "auto":
-        if not Path(t.resume).is_file():
-            raise CheckpointError(f"{t.resume}: train.resume names no checkpoint file")
-        return Path(t.resume), safe_load(t.resume, map_location)
-    candidates = [run_dir / "last.pt"] if (run_dir / "last.pt").is_file() else []
-    candidates += sorted(run_dir.glob("step_*.pt"), reverse=True)
-    if not candidates:
-        return None
-    errors = []
-    for path in candidates:
-        try:
-            ckpt = safe_load(path, map_location)
-        except CheckpointError as e:
-            errors.append(str(e))
-            continue
-        if errors:
-            print(f"warning: {errors[0]}; resuming from {path} (step {ckpt.get('step')}) instead",
-                  file=sys.stderr)
-        return path, ckpt
-    raise CheckpointError(f"no readable checkpoint to resume in {run_dir} ({errors[0]}); "
-                          f"start over with train.resume=never")
-
-
-def check_resumable(ckpt: dict, cfg: Config, where) -> None:
-    """Refuse, in one sentence, a checkpoint of another model than the configured one."""
-    have = ckpt.get("config") or {}
-    want = to_dict(cfg)
-    sections = ["model"] + (["convtasnet"] if cfg.model.kind == "convtasnet" else [])
-    diff = [f"{s}.{k}={(have.get(s) or {}).get(k)!r} (configured: {v!r})" for s in sections
-            for k, v in want[s].items() if (have.get(s) or {}).get(k, v) != v]
-    if diff:
-        raise CheckpointError(f"{where}: written by a different model ({'; '.join(diff[:3])}); "
-                              f"use the same model settings, another train.run_dir, or train.resume=never")
-
-
-def remove_stale_temporaries(run_dir: Path) -> list[Path]:
-    """Temporary files of checkpoint writes a killed run left behind (``.NAME.*.tmp*``)."""
-    stale = [p for p in run_dir.glob(".*.tmp*") if p.is_file()]
-    for p in stale:
-        p.unlink(missing_ok=True)
-    return stale
 
 
 # -- validation ----------------------------------------------------------------------------------
