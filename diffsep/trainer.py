@@ -142,20 +142,12 @@ class Trainer:
 
     def run(self) -> int:
         """Train to train.max_steps (or until SIGINT/SIGTERM). Returns the final step."""
+        from tqdm import tqdm
+
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        if self.dist.is_main:
-            remove_stale_temporaries(self.run_dir)
-        found = resume_checkpoint(self.cfg.train, self.run_dir, map_location=self.device)
-        if found is not None:
-            path, ckpt = found
-            check_resumable(ckpt, self.cfg, path)
-            for key in ("model", "ema"):  # checkpoints of an older key layout
-                ckpt[key] = self.family.upgrade_weights(self.model, ckpt[key])
-            restore_training_state(self, ckpt, path)
-            self.log.trim(self.progress.step)
+        self._resume()
         if self.dist.is_main:
             (self.run_dir / "config.yaml").write_text(to_yaml(self.cfg))
-        from tqdm import tqdm
 
         bar = tqdm(total=self.cfg.train.max_steps, initial=self.progress.step,
                    disable=not self.dist.is_main, dynamic_ncols=True, desc="train")
@@ -165,6 +157,20 @@ class Trainer:
         finally:
             self.log.close()
         return self.progress.step
+
+    def _resume(self) -> None:
+        """Continue from the run directory's checkpoint (or train.resume), if there is one."""
+        if self.dist.is_main:
+            remove_stale_temporaries(self.run_dir)
+        found = resume_checkpoint(self.cfg.train, self.run_dir, map_location=self.device)
+        if found is None:
+            return
+        path, ckpt = found
+        check_resumable(ckpt, self.cfg, path)
+        for key in ("model", "ema"):  # checkpoints of an older key layout
+            ckpt[key] = self.family.upgrade_weights(self.model, ckpt[key])
+        restore_training_state(self, ckpt, path)
+        self.log.trim(self.progress.step)
 
     def _loop(self, signals: StopSignals, bar) -> None:
         t, p = self.cfg.train, self.progress
