@@ -58,7 +58,10 @@ def atomic_paths(paths: list[Path | str], fsync: bool = False) -> Iterator[list[
         try:
             yield temps
         except Exception as e:
-            raise _explained(e, targets[0]) from e
+            plain = _explained(e, targets[0])
+            if plain is e:
+                raise
+            raise plain from e
         if fsync:
             for tmp in temps:
                 fd = os.open(tmp, os.O_RDONLY)

@@ -200,11 +200,11 @@ def resume_checkpoint(t: TrainConfig, run_dir: Path, map_location="cpu") -> tupl
                           f"start over with train.resume=never")
 
 
-def check_resumable(ckpt: dict, cfg: Config, where) -> None:
-    """Refuse, in one sentence, a checkpoint of another model than the configured one."""
+def check_resumable(ckpt: dict, cfg: Config, where, sections=("model",)) -> None:
+    """Refuse, in one sentence, a checkpoint of another model than the configured one (compared
+    on the config ``sections`` that define the network, see ``Family.config_sections``)."""
     have = ckpt.get("config") or {}
     want = to_dict(cfg)
-    sections = ["model"] + (["convtasnet"] if cfg.model.kind == "convtasnet" else [])
     diff = [f"{s}.{k}={(have.get(s) or {}).get(k)!r} (configured: {v!r})" for s in sections
             for k, v in want[s].items() if (have.get(s) or {}).get(k, v) != v]
     if diff:

@@ -75,7 +75,7 @@ def perceptual_metrics(est: np.ndarray, ref: np.ndarray, sample_rate: int,
 def summarize(values) -> dict:
     """mean, median, std, 95 % confidence interval of the mean (Student t) and count of the finite
     values."""
-    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
+    x = np.asarray([v for v in values if _finite(v)], dtype=np.float64)
     n = len(x)
     if n == 0:
         return {"mean": None, "median": None, "std": None, "ci95": None, "count": 0}

@@ -203,7 +203,7 @@ def sample(score_fn: ScoreFn, sde: DiffSepSDE, mix: Tensor, settings: SamplerSet
             raise ValueError(f"sampler t_start must be in (0, T = {sde.T}], got {settings.t_start}")
         t_start = settings.t_start
         z = torch.randn(init.shape, generator=generator, device=init.device, dtype=init.dtype)
-        x_T = sde.mean(init, t_start) + sde.mult_L(z, t_start)
+        x_T = sde.marginal_sample(init, t_start, z)
     elif settings.init != "prior":
         raise ValueError(f"unknown sampler init {settings.init!r}; valid: prior, model")
     return entry.fn(score_fn, sde, mix, steps=settings.steps_from(sde.T), x_T=x_T, t_start=t_start,

@@ -166,7 +166,7 @@ class Trainer:
         if found is None:
             return
         path, ckpt = found
-        check_resumable(ckpt, self.cfg, path)
+        check_resumable(ckpt, self.cfg, path, self.family.config_sections)
         for key in ("model", "ema"):  # checkpoints of an older key layout
             ckpt[key] = self.family.upgrade_weights(self.model, ckpt[key])
         restore_training_state(self, ckpt, path)

@@ -36,7 +36,7 @@ def test_group_write_is_all_or_nothing_and_follows_the_umask(tmp_path):
         write_audio_group([(a, np.zeros(100) + 0.1), (b, np.zeros(100) + 0.2)], 8000)
         assert stat.S_IMODE(a.stat().st_mode) == 0o644 and stat.S_IMODE(b.stat().st_mode) == 0o644
         assert read_audio(a)[0].shape == (1, 100) and sf.info(str(b)).format == "FLAC"
-        with pytest.raises(Exception):  # the second file cannot be written: neither lands
+        with pytest.raises(ValueError, match="BOGUS"):  # the second file cannot be written: neither lands
             write_audio_group([(tmp_path / "s1" / "y.wav", np.zeros(10)),
                                (tmp_path / "s2" / "y.bogus", np.zeros(10))], 8000)
         assert not (tmp_path / "s1" / "y.wav").exists()

@@ -87,7 +87,7 @@ def test_run_directories_of_another_model_damaged_or_littered(data_root, tmp_pat
     assert not [p for p in run.iterdir() if ".tmp" in p.name]
 
 
-def test_checkpoints_follow_the_umask(data_root, tmp_path):
+def test_checkpoints_follow_the_umask(tmp_path):
     from diffsep.checkpoint import atomic_save
 
     old = os.umask(0o022)

@@ -30,48 +30,43 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     import torch
 
-    from ..build import build_family, build_optimizer
+    from ..build import build_family
     from ..config import load_config
     from ..data import SeparationDataset, build_items
     from ..metrics import pit_si_sdr
     from ..normalization import normalize
+    from ..trainer import Trainer
+    from .train import _Sized
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = load_config(args.config, [f"data.root={args.data_root}", *args.overrides])
+    cfg = load_config(args.config, [f"data.root={args.data_root}", f"train.seed={args.seed}",
+                                    f"train.batch_size={args.copies}", "train.accumulate=1",
+                                    "train.device=cpu", *args.overrides])
     d = cfg.data
     items = build_items(d.kind, d.root, d.train_split, n_src=cfg.model.n_src, sample_rate=d.sample_rate,
                         mode=d.mode, mixture=d.mixture)
     item = SeparationDataset(items[:1], d.sample_rate, segment=int(args.seconds * d.sample_rate),
                              random_crop=False)[0]
+    batch = {"mix": item["mix"][None].expand(args.copies, -1, -1),
+             "sources": item["sources"][None].expand(args.copies, -1, -1)}
     mix, sources, _, _ = normalize(item["mix"][None], item["sources"][None])
-    mixes, srcs = mix.expand(args.copies, -1, -1), sources.expand(args.copies, -1, -1)
-    torch.manual_seed(args.seed)
-    family = build_family(cfg)
-    model = family.build_model()
-    opt = build_optimizer(cfg, model)
-    gen = torch.Generator().manual_seed(args.seed)
+    tr = Trainer(cfg, datasets=(_Sized(args.copies), None))  # the real training step, no data files
     ode = build_family(dataclasses.replace(cfg, sampler=cfg.sampler.updated(kind="ode", steps=10)))
     base = pit_si_sdr(mix.expand_as(sources) / cfg.model.n_src, sources)[0][0].tolist()
     print(f"overfit bench: {items[0].name} {args.seconds:g} s x {args.copies}, model {cfg.model.kind} "
-          f"{sum(p.numel() for p in model.parameters()):,} params, {' '.join(args.overrides)}")
+          f"{sum(p.numel() for p in tr.model.parameters()):,} params, {' '.join(args.overrides)}")
     print(f"baseline mix/K: SI-SDR {' / '.join(f'{v:.1f}' for v in base)} dB")
-    print(f"{'step':>6} {'loss':>8} {'time':>7}  {family.info().get('sampler', {}).get('kind', 'model'):>12}  {'ode-10':>12}")
+    first = tr.family.info().get("sampler", {}).get("kind", "model")
+    print(f"{'step':>6} {'loss':>8} {'time':>7}  {first:>12}  {'ode-10':>12}")
     t0, losses = time.perf_counter(), []
     for step in range(1, args.steps + 1):
-        model.train()
-        draws = family.draw(srcs.shape, gen)
-        loss = family.loss(model, mixes, srcs, draws).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip or float("inf"))
-        opt.step()
-        losses.append(loss.item())
+        losses.append(tr.train_step([batch])["loss"])
         if step % args.eval_every == 0 or step == args.steps:
-            model.eval()
-            with torch.no_grad():
-                scores = [pit_si_sdr(f.estimate(model, mix, torch.Generator().manual_seed(1)), sources)[0][0]
-                          for f in (family, ode)]
+            tr.model.eval()
+            with torch.no_grad():  # the raw weights: the EMA lags far behind in a short run
+                scores = [pit_si_sdr(f.estimate(tr.model, mix, torch.Generator().manual_seed(1)), sources)[0][0]
+                          for f in (tr.family, ode)]
             cols = ["/".join(f"{v:.1f}" for v in sc.tolist()) for sc in scores]
             print(f"{step:6d} {sum(losses[-50:]) / len(losses[-50:]):8.4f} {time.perf_counter() - t0:6.0f}s"
                   f"  {cols[0]:>12}  {cols[1]:>12}")

@@ -22,6 +22,7 @@ class Family:
     """
     kind: str = ""
     model_class: type[nn.Module] = nn.Module
+    config_sections: tuple[str, ...] = ("model",)  # the config sections that define the network
 
     def __init__(self, cfg):
         self.cfg = cfg

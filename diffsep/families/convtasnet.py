@@ -14,6 +14,7 @@ from .base import Family
 class ConvTasNetFamily(Family):
     kind = "convtasnet"
     model_class = ConvTasNet
+    config_sections = ("model", "convtasnet")
 
     def build_model(self) -> ConvTasNet:
         return ConvTasNet(n_src=self.cfg.model.n_src, **asdict(self.cfg.convtasnet))
