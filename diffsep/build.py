@@ -62,6 +62,19 @@ def build_datasets(cfg: Config):
     return train, valid
 
 
+def build_monitor_sets(cfg: Config) -> dict:
+    """``{split: dataset}`` for ``data.monitor_splits``: fixed crops of ``data.monitor_seconds``
+    from the start of each mixture, read from ``data.monitor_root`` (default ``data.root``)."""
+    from .data import SeparationDataset, build_items
+
+    d = cfg.data
+    kw = dict(n_src=cfg.model.n_src, sample_rate=d.sample_rate, mode=d.mode, mixture=d.mixture)
+    seg = int(d.monitor_seconds * d.sample_rate) if d.monitor_seconds > 0 else None
+    return {split: SeparationDataset(build_items(d.kind, d.monitor_root or d.root, split, **kw), d.sample_rate,
+                                     segment=seg, random_crop=False, seed=cfg.train.seed)
+            for split in d.monitor_splits}
+
+
 def build_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
     o = cfg.optim
     return torch.optim.Adam(model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)

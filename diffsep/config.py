@@ -78,6 +78,9 @@ class DataConfig:
     dynamic_mixing: bool = False  # training items are fresh mixtures of K speakers' utterances (data/dynamic.py)
     dm_level_db: float = 5.0  # dynamic mixing: sources' levels differ by up to this many dB (wsj0-2mix: 5)
     speed_perturb: list[float] = field(default_factory=list)  # dynamic mixing: per-source speed factors to draw from, e.g. [0.9, 1.0, 1.1]
+    monitor_splits: list[str] = field(default_factory=list)  # more splits separated at every validation (SI-SDRi logged as val_<split>_si_sdri), e.g. [tt]: unseen speakers
+    monitor_root: str = ""  # root of the monitor splits (empty: data.root), same layout and kind
+    monitor_seconds: float = 4.0  # monitor items are the first N seconds of each mixture
 
 
 @dataclass

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from . import distributed
-from .build import amp_dtype, build_datasets, build_ema, build_family, build_optimizer, build_scaler, build_scheduler
+from .build import (amp_dtype, build_datasets, build_ema, build_family, build_monitor_sets, build_optimizer,
+                    build_scaler, build_scheduler)
 from .checkpoint import (Progress, atomic_save, check_resumable, remove_stale_temporaries,
                          restore_training_state, resume_checkpoint, training_state)
 from .config import Config, TrainConfig, to_dict, to_yaml
@@ -71,17 +72,25 @@ def validate(family, model, valid_set, cfg: Config, device) -> dict:
         draws = None if draws is None else draws.to(device)
         losses.append(family.loss(model, mix, sources, draws).mean().item())
     out = {"val_loss": float(np.mean(losses))}
+    sep = separation_scores(family, model, valid_set, t.val_sep_items, t.seed, device)
+    out.update({f"val_{k}": v for k, v in sep.items()})
+    return out
+
+
+@torch.no_grad()
+def separation_scores(family, model, dataset, n_items: int, seed: int, device) -> dict:
+    """Mean SI-SDR and SI-SDRi (dB, best permutation) of the first ``n_items`` items of ``dataset``
+    separated by ``model``; {} when there are none. Item i uses the sampler seed ``seed + i``."""
+    model.eval()
     scores, gains = [], []
-    for i in range(min(t.val_sep_items, len(valid_set))):
-        item = valid_set[i]
+    for i in range(min(n_items, len(dataset))):
+        item = dataset[i]
         mix, sources, _, _ = normalize(item["mix"][None].to(device), item["sources"][None].to(device))
-        est = family.estimate(model, mix, torch.Generator(device).manual_seed(t.seed + i))
+        est = family.estimate(model, mix, torch.Generator(device).manual_seed(seed + i))
         sc, _ = pit_si_sdr(est, sources)
         scores.append(sc.mean().item())
         gains.append((sc - si_sdr(mix.expand_as(sources), sources)).mean().item())
-    if scores:
-        out.update(val_si_sdr=float(np.mean(scores)), val_si_sdri=float(np.mean(gains)))
-    return out
+    return dict(si_sdr=float(np.mean(scores)), si_sdri=float(np.mean(gains))) if scores else {}
 
 
 # -- signals ---------------------------------------------------------------------------------------
@@ -127,6 +136,7 @@ class Trainer:
         self.scheduler = build_scheduler(cfg, self.opt)
         self.net = distributed.wrap(self.model, self.dist, self.device)
         self.train_set, self.valid_set = datasets or build_datasets(cfg)
+        self.monitor_sets = build_monitor_sets(cfg) if self.dist.is_main else {}
         self.order = GlobalBatchOrder(len(self.train_set), t.batch_size, self.dist.world_size,
                                       self.dist.rank, t.seed)
         if len(self.order) < t.accumulate:
@@ -258,6 +268,10 @@ class Trainer:
         score = 0.0
         if self.dist.is_main:
             v = validate(self.family, self.ema.module, self.valid_set, self.cfg, self.device)
+            for split, dataset in self.monitor_sets.items():
+                sep = separation_scores(self.family, self.ema.module, dataset, self.cfg.train.val_sep_items,
+                                        self.cfg.train.seed, self.device)
+                v.update({f"val_{split}_{k}": x for k, x in sep.items()})
             self.log.write(self.progress.step, v)
             score = v.get("val_si_sdr", -v["val_loss"])
         # every rank takes the same scheduler step: rank 0's score, summed with zeros

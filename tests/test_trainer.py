@@ -55,6 +55,17 @@ def test_two_step_run_writes_a_self_describing_checkpoint(data_root, tmp_path):
     assert any("val_si_sdr" in r and "val_loss" in r for r in recs)
 
 
+def test_monitor_splits_are_scored_like_the_validation_split(data_root, tmp_path):
+    """Monitoring cv itself (another root, crops as long as validation's) must log the very
+    numbers validation logs: same items, same sampler seeds, same EMA weights."""
+    cfg = tiny_cfg(data_root, tmp_path / "run", "train.max_steps=1", "data.monitor_splits=[cv]",
+                   f"data.monitor_root={data_root}", "data.monitor_seconds=0.25")
+    Trainer(cfg).run()
+    rec = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()][-1]
+    assert math.isfinite(rec["val_cv_si_sdri"])
+    assert rec["val_cv_si_sdri"] == rec["val_si_sdri"] and rec["val_cv_si_sdr"] == rec["val_si_sdr"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("extra", [[], ["data.dynamic_mixing=true", "data.speed_perturb=[0.9,1.1]",
                                         "optim.warmup_steps=3"]])
