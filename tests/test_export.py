@@ -1,0 +1,54 @@
+import subprocess
+import sys
+
+import torch
+
+from conftest import make_tiny_checkpoint, normalised_example
+from diffsep.checkpoint import safe_load
+from diffsep.export import exported
+from diffsep.inference import load_trained, make_separator
+
+
+def _estimate(trained, mix):
+    sep = make_separator(trained, sampler={"kind": "ode", "steps": 3})
+    return sep(mix)
+
+
+def test_fp16_export_keeps_the_ema_weights_to_half_precision_and_drops_training_state(tmp_path):
+    path = make_tiny_checkpoint(tmp_path / "full.pt")
+    full = safe_load(path)
+    full["ema"] = {k: v + 0.01 if v.is_floating_point() else v for k, v in full["model"].items()}
+    full["optimizer"] = {"state": {}, "param_groups": []}
+    small = exported(full, fp16=True)
+    assert "optimizer" not in small and small["ema"] is None and small["exported"]["weights"] == "ema"
+    for k, v in small["model"].items():
+        ref = full["ema"][k]
+        assert v.dtype == (torch.float16 if ref.is_floating_point() else ref.dtype)
+        torch.testing.assert_close(v.float(), ref.float(), rtol=1e-3, atol=1e-4)  # fp16 rounding only
+
+
+def test_fp16_export_separates_exactly_like_the_model_with_rounded_weights(tmp_path):
+    """Storage in fp16 is the only change: widened on load, the weights equal the original ones
+    rounded to fp16, and so do the estimates (same sampler noise)."""
+    path = make_tiny_checkpoint(tmp_path / "full.pt")
+    full = safe_load(path)
+    torch.save(exported(full, fp16=True), tmp_path / "small.pt")
+    rounded = {k: v.half().float() if v.is_floating_point() else v for k, v in full["ema"].items()}
+    torch.save({**full, "ema": rounded}, tmp_path / "rounded.pt")
+    _, mix = normalised_example(2, 2048)
+    mix = mix.float()
+    a, b = _estimate(load_trained(tmp_path / "rounded.pt"), mix), _estimate(load_trained(tmp_path / "small.pt"), mix)
+    assert b.dtype == torch.float32 and torch.equal(a, b)
+    assert not torch.equal(a, _estimate(load_trained(path), mix))  # the rounding is not a no-op
+
+
+def test_export_command_writes_a_smaller_file_and_reports_it(tmp_path):
+    path = make_tiny_checkpoint(tmp_path / "full.pt")
+    out = tmp_path / "x.pt"
+    r = subprocess.run([sys.executable, "-m", "diffsep.export", str(path), str(out), "--fp16"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "float16" in r.stdout and out.stat().st_size < 0.75 * path.stat().st_size
+    bad = subprocess.run([sys.executable, "-m", "diffsep.export", str(tmp_path / "nope.pt"), str(out)],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "nope.pt" in bad.stderr
