@@ -1,0 +1,87 @@
+"""Learning curves against wall-clock time from runs' ``metrics.jsonl``.
+
+    python -m diffsep.curves runs/small runs/convtasnet_small -o docs/curves.png \
+        --keys val_si_sdri val_tt_si_sdri
+
+Training records carry ``time`` (seconds since the process started; a resumed run starts again at
+0, so times are accumulated across restarts); validation records are placed at the time of the
+training record of the same or the nearest earlier step.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def read_curves(run_dir: Path, keys: list[str]) -> dict[str, list[tuple[float, int, float]]]:
+    """{key: [(minutes, step, value), ...]} for every key the run logged."""
+    records = [json.loads(ln) for ln in (Path(run_dir) / "metrics.jsonl").read_text().splitlines() if ln]
+    clock, offset, last_time = {}, 0.0, 0.0
+    for r in records:
+        if "time" in r:
+            if r["time"] < last_time:  # a resumed process: its clock restarted
+                offset += last_time
+            last_time = r["time"]
+            clock[r["step"]] = offset + r["time"]
+    steps = sorted(clock)
+    out: dict[str, list] = {k: [] for k in keys}
+    for r in records:
+        for k in keys:
+            if k in r:
+                earlier = [s for s in steps if s <= r["step"]]
+                seconds = clock[earlier[-1]] if earlier else 0.0
+                out[k].append((seconds / 60, r["step"], float(r[k])))
+    return {k: v for k, v in out.items() if v}
+
+
+def curves_figure(path: Path, runs: dict[str, dict], title: str = "") -> None:
+    """One line per (run, key): value against minutes of training. ``runs``: {label: read_curves(...)}."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from .atomic import atomic_path
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, curves in runs.items():
+        for key, points in curves.items():
+            ax.plot([p[0] for p in points], [p[2] for p in points], marker="o", ms=3, label=f"{label}: {key}")
+    ax.set_xlabel("training time (minutes)")
+    ax.set_ylabel("dB")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=90, format="png")
+    finally:
+        plt.close(fig)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m diffsep.curves", description=__doc__.split("\n\n")[0])
+    p.add_argument("runs", nargs="+", type=Path, help="run folders (with metrics.jsonl)")
+    p.add_argument("-o", "--out", type=Path, required=True, help="PNG to write")
+    p.add_argument("--keys", nargs="+", default=["val_si_sdri"], help="logged scalars to plot")
+    p.add_argument("--title", default="")
+    args = p.parse_args(argv)
+    runs = {}
+    for run in args.runs:
+        if not (run / "metrics.jsonl").is_file():
+            print(f"error: {run}: no metrics.jsonl", file=sys.stderr)
+            return 2
+        runs[run.name] = read_curves(run, args.keys)
+        for key, points in runs[run.name].items():
+            print(f"{run.name} {key}: " + ", ".join(f"{m:.0f} min {v:.2f}" for m, _, v in points))
+    curves_figure(args.out, runs, args.title)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
