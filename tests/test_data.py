@@ -110,3 +110,22 @@ def test_global_batch_order_splits_the_single_process_batches():
         assert ranks[0].batches(2)[b] + ranks[1].batches(2)[b] == whole
     assert single.batches(2, start=3) == single.batches(2)[3:]
     assert single.batches(2) != single.batches(3)
+
+
+def test_musdb_layout_splits_validation_tracks_out_of_train(tmp_path):
+    from diffsep.data.synth_music import write_corpus
+
+    write_corpus(tmp_path, n_train=3, n_test=1, seconds=0.5, sample_rate=8000)
+    stems = ["vocals", "drums"]
+    kw = dict(n_src=2, stems=stems, valid_tracks=["track001"])
+    train, valid = (build_items("musdb", tmp_path, s, **kw) for s in ("train", "valid"))
+    assert [i.name for i in train] == ["track000", "track002"] and [i.name for i in valid] == ["track001"]
+    assert [p.stem for p in train[0].sources] == stems and train[0].mix.stem == "mixture"
+    assert len(build_items("musdb", tmp_path, "test", **kw)) == 1
+    with pytest.raises(LayoutError, match="validation track names"):
+        build_items("musdb", tmp_path, "valid", n_src=2, stems=stems)  # MUSDB's names: none here
+    with pytest.raises(LayoutError, match="2 stems"):
+        build_items("musdb", tmp_path, "train", n_src=4, stems=stems)
+    (tmp_path / "train" / "track002" / "vocals.wav").unlink()
+    with pytest.raises(LayoutError, match="track002: missing vocals.wav"):
+        build_items("musdb", tmp_path, "train", **kw)

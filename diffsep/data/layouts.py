@@ -7,6 +7,8 @@ librimix   ROOT/wav{8k,16k}/{min,max}/metadata/mixture_{split}_{mix_clean,mix_bo
 vbdemand   ROOT/{split}/{clean,noisy}/NAME.wav or ROOT/{clean,noisy}_{split}set*_wav/NAME.wav;
            sources = [speech, noise = noisy − clean]
 folder     ROOT/{split}/{mix,s1..sK}/NAME.wav (split may be empty: ROOT/{mix,s1..}); WAV/FLAC/OGG
+musdb      ROOT/{train,test}/TRACK/{mixture,STEM...}.wav (MUSDB18-HQ as extracted); splits train,
+           valid (the training tracks named in the validation list, MUSDB's by default) and test
 """
 from __future__ import annotations
 
@@ -16,7 +18,16 @@ from pathlib import Path
 from ..audio import AUDIO_EXTENSIONS
 from .base import Item
 
-KINDS = ("wsj0_mix", "librimix", "vbdemand", "folder")
+KINDS = ("wsj0_mix", "librimix", "vbdemand", "folder", "musdb")
+MUSDB_STEMS = ("drums", "bass", "other", "vocals")
+# the training tracks MUSDB18 holds out for validation (musdb's own list)
+MUSDB_VALID_TRACKS = (
+    "Actions - One Minute Smile", "Clara Berry And Wooldog - Waltz For My Victims",
+    "Johnny Lokke - Promises & Lies", "Patrick Talbot - A Reason To Leave", "Triviul - Angelsaint",
+    "Alexander Ross - Goodbye Bolero", "Fergessen - Nos Palpitants", "Leaf - Summerghost",
+    "Skelpolu - Human Mistakes", "Young Griffo - Pennies", "ANiMAL - Rockshow",
+    "James May - On The Line", "Meaxic - Take A Step", "Traffic Experiment - Sirens",
+)
 
 
 class LayoutError(ValueError):
@@ -112,8 +123,30 @@ def folder(root: Path, split: str, n_src: int) -> list[Item]:
     return _mix_and_sources(_need_dir(base, "folder"), n_src)
 
 
+def musdb(root: Path, split: str, stems=MUSDB_STEMS, valid_tracks=MUSDB_VALID_TRACKS) -> list[Item]:
+    """One item per track folder; ``valid`` takes the ``valid_tracks`` out of ``train``."""
+    if split not in ("train", "valid", "test"):
+        raise LayoutError(f"musdb splits are train, valid and test, not {split!r}")
+    base = _need_dir(root / ("train" if split == "valid" else split), f"MUSDB folder '{split}'")
+    valid = set(valid_tracks)
+    items = []
+    for track in sorted(p for p in base.iterdir() if p.is_dir()):
+        if split != "test" and (track.name in valid) != (split == "valid"):
+            continue
+        files = _audio_files(track)
+        missing = [n for n in ("mixture", *stems) if n not in files]
+        if missing:
+            raise LayoutError(f"{track}: missing {', '.join(m + '.wav' for m in missing)}")
+        items.append(Item(track.name, files["mixture"], tuple(files[s] for s in stems)))
+    if not items:
+        raise LayoutError(f"{base}: no {split} tracks" + (" (none of the validation track names is "
+                          "there: set data.valid_tracks)" if split == "valid" else ""))
+    return items
+
+
 def build_items(kind: str, root, split: str, *, n_src: int = 2, sample_rate: int = 8000,
-                mode: str = "min", mixture: str = "mix_clean") -> list[Item]:
+                mode: str = "min", mixture: str = "mix_clean", stems=MUSDB_STEMS,
+                valid_tracks=MUSDB_VALID_TRACKS) -> list[Item]:
     """Items of one split of a dataset of the given kind (see the module docstring)."""
     root = Path(root)
     if not str(root) or not root.is_dir():
@@ -128,4 +161,8 @@ def build_items(kind: str, root, split: str, *, n_src: int = 2, sample_rate: int
         return vbdemand(root, split)
     if kind == "folder":
         return folder(root, split, n_src)
+    if kind == "musdb":
+        if len(stems) != n_src:
+            raise LayoutError(f"musdb: {len(stems)} stems {list(stems)} but model.n_src is {n_src}")
+        return musdb(root, split, stems, valid_tracks)
     raise LayoutError(f"unknown data.kind {kind!r}; valid: {', '.join(KINDS)}")
