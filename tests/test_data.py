@@ -102,6 +102,20 @@ def test_collate_pads_and_normalisation_round_trip():
     torch.testing.assert_close(denormalize(sn, mean, std), s)
 
 
+def test_multichannel_normalisation_keeps_sums_and_channel_balance_and_inverts():
+    s = torch.randn(3, 4, 2, 100) * torch.tensor([1.0, 0.3])[:, None] + 0.5  # right channel quieter
+    mix = s.sum(1)
+    m, sn, mean, std = normalize(mix, s)
+    assert mean.shape == (3, 2, 1) and std.shape == (3, 1, 1)
+    torch.testing.assert_close(sn.sum(1), m)
+    torch.testing.assert_close(m.flatten(1).std(-1), torch.ones(3))  # one scale for both channels
+    ratio = (m[:, 1].std(-1) / m[:, 0].std(-1)) / (mix[:, 1].std(-1) / mix[:, 0].std(-1))
+    torch.testing.assert_close(ratio, torch.ones(3))
+    torch.testing.assert_close(denormalize(sn, mean, std), s)
+    mono = normalize(mix[:, :1], s[:, :, 0])  # C = 1 with (B, K, N) sources: as for speech
+    torch.testing.assert_close(mono[1], normalize(mix[:, :1], s[:, :, :1])[1][:, :, 0])
+
+
 def test_global_batch_order_splits_the_single_process_batches():
     single = GlobalBatchOrder(23, batch_size=4, world_size=1, seed=3)
     ranks = [GlobalBatchOrder(23, batch_size=2, world_size=2, rank=r, seed=3) for r in (0, 1)]
@@ -129,3 +143,18 @@ def test_musdb_layout_splits_validation_tracks_out_of_train(tmp_path):
     (tmp_path / "train" / "track002" / "vocals.wav").unlink()
     with pytest.raises(LayoutError, match="track002: missing vocals.wav"):
         build_items("musdb", tmp_path, "train", **kw)
+
+
+def test_stereo_items_keep_channels_per_stem_and_mono_is_refused_where_stereo_is_expected(tmp_path):
+    from diffsep.data.synth_music import write_corpus
+
+    write_corpus(tmp_path, n_train=2, n_test=0, seconds=0.5, sample_rate=8000)
+    items = build_items("musdb", tmp_path, "train", n_src=4, valid_tracks=[])
+    ds = SeparationDataset(items, 8000, segment=1000, channels=2)
+    x = ds[0]
+    assert x["mix"].shape == (2, 1000) and x["sources"].shape == (4, 2, 1000)
+    torch.testing.assert_close(x["sources"].sum(0), x["mix"], atol=1e-6, rtol=0)
+    b = collate([ds[0], ds[1]])
+    assert b["mix"].shape == (2, 2, 1000) and b["sources"].shape == (2, 4, 2, 1000)
+    with pytest.raises(AudioError, match="2 channels, expected mono"):
+        SeparationDataset(items, 8000)

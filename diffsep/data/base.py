@@ -23,7 +23,8 @@ class Item:
 
 
 class SeparationDataset(torch.utils.data.Dataset):
-    """Items -> {"mix": (1, N), "sources": (K, N), "length": N, "name": str} float32 tensors.
+    """Items -> {"mix": (C, N), "sources": (K, N) if C = 1 else (K, C, N), "length": N, "name": str}
+    float32 tensors (C = ``channels``: 1 for speech, 2 for stereo music).
 
     Args:
         items: the examples (see :mod:`diffsep.data.layouts`).
@@ -36,12 +37,14 @@ class SeparationDataset(torch.utils.data.Dataset):
         min_samples: drop items shorter than this (reads only file headers).
         pad_to_segment: zero-pad shorter items to ``segment`` here, so that every batch has the
             same length (``length`` is then the padded length).
+        channels: every file must have this many channels (clear error otherwise).
     """
 
     def __init__(self, items: list[Item], sample_rate: int, segment: int | None = None,
                  random_crop: bool = True, seed: int = 0, min_samples: int = 0,
-                 pad_to_segment: bool = False):
+                 pad_to_segment: bool = False, channels: int = 1):
         self.sample_rate = sample_rate
+        self.channels = channels
         self.segment = segment if segment and segment > 0 else None
         self.random_crop = random_crop
         self.pad_to_segment = pad_to_segment
@@ -60,9 +63,12 @@ class SeparationDataset(torch.utils.data.Dataset):
         sr, n, ch = audio_info(it.mix)
         if sr != self.sample_rate:
             raise AudioError(f"{it.mix}: sample rate {sr} Hz, expected {self.sample_rate} Hz")
-        if ch != 1:
-            raise AudioError(f"{it.mix}: {ch} channels, expected mono")
+        if ch != self.channels:
+            raise AudioError(f"{it.mix}: {ch} channels, expected {self._channels_text()}")
         return n
+
+    def _channels_text(self) -> str:
+        return {1: "mono", 2: "stereo"}.get(self.channels, f"{self.channels}")
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -82,7 +88,8 @@ class SeparationDataset(torch.utils.data.Dataset):
         sources = [self._read(p, start, frames) for p in it.sources]
         if it.noise_from_mix:
             sources.append(mix - np.sum(sources, axis=0))
-        mix, sources = torch.from_numpy(mix), torch.from_numpy(np.concatenate(sources))
+        sources = np.concatenate(sources) if self.channels == 1 else np.stack(sources)
+        mix, sources = torch.from_numpy(mix), torch.from_numpy(sources)
         if self.pad_to_segment and self.segment is not None and frames < self.segment:
             mix = torch.nn.functional.pad(mix, (0, self.segment - frames))
             sources = torch.nn.functional.pad(sources, (0, self.segment - frames))
@@ -92,15 +99,15 @@ class SeparationDataset(torch.utils.data.Dataset):
         x, sr = read_audio(path, start=start, frames=frames)
         if sr != self.sample_rate:
             raise AudioError(f"{path}: sample rate {sr} Hz, expected {self.sample_rate} Hz")
-        if x.shape[0] != 1:
-            raise AudioError(f"{path}: {x.shape[0]} channels, expected mono")
+        if x.shape[0] != self.channels:
+            raise AudioError(f"{path}: {x.shape[0]} channels, expected {self._channels_text()}")
         if x.shape[1] != frames:
             raise AudioError(f"{path}: {x.shape[1]} samples where its mixture has {frames}")
         return x
 
 
 def collate(batch: list[dict]) -> dict:
-    """Zero-pad to the longest item. -> {"mix": (B, 1, N), "sources": (B, K, N),
+    """Zero-pad to the longest item. -> {"mix": (B, C, N), "sources": (B, K, N) or (B, K, C, N),
     "lengths": (B,) long, "names": list[str]}."""
     N = max(b["length"] for b in batch)
     pad = lambda x: torch.nn.functional.pad(x, (0, N - x.shape[-1]))  # noqa: E731
