@@ -34,6 +34,15 @@ def config_of(model: nn.Module) -> dict:
     raise TypeError(f"{type(model).__name__} belongs to no model family; known: {', '.join(FAMILIES)}")
 
 
+def item_options(cfg: Config) -> dict:
+    """Keyword arguments of :func:`diffsep.data.build_items` from the config."""
+    from .data.layouts import MUSDB_VALID_TRACKS
+
+    d = cfg.data
+    return dict(n_src=cfg.model.n_src, sample_rate=d.sample_rate, mode=d.mode, mixture=d.mixture,
+                stems=tuple(d.stems), valid_tracks=tuple(d.valid_tracks) or MUSDB_VALID_TRACKS)
+
+
 def build_datasets(cfg: Config):
     """(training set with random crops, validation set cropped at the start)."""
     from .data import SeparationDataset, build_items
@@ -41,7 +50,7 @@ def build_datasets(cfg: Config):
     d = cfg.data
     if not d.root:
         raise ConfigError("data.root is not set: give the dataset's root folder, e.g. data.root=PATH")
-    kw = dict(n_src=cfg.model.n_src, sample_rate=d.sample_rate, mode=d.mode, mixture=d.mixture)
+    kw = item_options(cfg)
     seg = int(d.segment_seconds * d.sample_rate) if d.segment_seconds > 0 else None
     items = build_items(d.kind, d.root, d.train_split, **kw)
     if d.dynamic_mixing:
@@ -56,9 +65,11 @@ def build_datasets(cfg: Config):
                                   level_db=d.dm_level_db, speeds=d.speed_perturb)
     else:
         train = SeparationDataset(items, d.sample_rate, segment=seg, random_crop=True, seed=cfg.train.seed,
-                                  min_samples=int(d.min_seconds * d.sample_rate), pad_to_segment=True)
+                                  min_samples=int(d.min_seconds * d.sample_rate), pad_to_segment=True,
+                                  channels=cfg.model.audio_channels)
     valid = SeparationDataset(build_items(d.kind, d.root, d.valid_split, **kw), d.sample_rate,
-                              segment=seg, random_crop=False, seed=cfg.train.seed)
+                              segment=seg, random_crop=False, seed=cfg.train.seed,
+                              channels=cfg.model.audio_channels)
     return train, valid
 
 
@@ -68,10 +79,11 @@ def build_monitor_sets(cfg: Config) -> dict:
     from .data import SeparationDataset, build_items
 
     d = cfg.data
-    kw = dict(n_src=cfg.model.n_src, sample_rate=d.sample_rate, mode=d.mode, mixture=d.mixture)
+    kw = item_options(cfg)
     seg = int(d.monitor_seconds * d.sample_rate) if d.monitor_seconds > 0 else None
     return {split: SeparationDataset(build_items(d.kind, d.monitor_root or d.root, split, **kw), d.sample_rate,
-                                     segment=seg, random_crop=False, seed=cfg.train.seed)
+                                     segment=seg, random_crop=False, seed=cfg.train.seed,
+                                     channels=cfg.model.audio_channels)
             for split in d.monitor_splits}
 
 

@@ -15,8 +15,9 @@ from .sampler import SamplerSettings  # the sampler section is the sampler's own
 
 @dataclass
 class ModelConfig:
-    kind: str = "diffsep"  # model family (diffsep.families.FAMILIES): diffsep | convtasnet (settings: convtasnet section)
-    n_src: int = 2  # number of sources K (enhancement: 2 = [speech, noise])
+    kind: str = "diffsep"  # model family (diffsep.families.FAMILIES): diffsep | convtasnet | demucs (settings: the section of that name)
+    n_src: int = 2  # number of sources K (enhancement: 2 = [speech, noise]; music: the stems)
+    audio_channels: int = 1  # C: 1 (speech) or 2 (stereo music); data files must have as many
     nf: int = 128  # NCSN++ base width (paper: 128, about 65.6 M parameters; 64: 16.5 M)
     ch_mult: list[int] = field(default_factory=lambda: [1, 1, 2, 2, 2, 2, 2])  # width per level (= ncsnpp.PAPER_CH_MULT)
     num_res_blocks: int = 2  # residual blocks per level (one more on the way up)
@@ -30,6 +31,18 @@ class ModelConfig:
     spec_abs_exponent: float = 0.5  # α of the compression
     transform: str = "exponent"  # compression: exponent | log | none
     output_scale: str = "t"  # U-Net output divided by t (the paper, the released model) | sqrt_t (learns faster, see ncsnpp.py)
+
+
+@dataclass
+class DemucsConfig:
+    channels: int = 64  # channels of the first encoder block (paper: 64)
+    depth: int = 6  # encoder / decoder blocks L
+    kernel_size: int = 8  # strided convolution size
+    stride: int = 4  # stride of the encoder convolutions
+    growth: float = 2.0  # channel multiplier per block
+    lstm_layers: int = 2  # bidirectional LSTM layers at the bottleneck (0: none)
+    context: int = 3  # decoder context convolution size (odd)
+    rescale: float = 0.1  # init: weights divided by sqrt(std / rescale) (0: off)
 
 
 @dataclass
@@ -64,7 +77,7 @@ class LossConfig:
 
 @dataclass
 class DataConfig:
-    kind: str = "wsj0_mix"  # wsj0_mix | librimix | vbdemand | folder
+    kind: str = "wsj0_mix"  # wsj0_mix | librimix | vbdemand | folder | musdb
     root: str = ""  # dataset root (see README for each layout)
     sample_rate: int = 8000  # model sample rate; files at another rate are refused
     mode: str = "min"  # wsj0-mix / LibriMix: min | max
@@ -72,6 +85,8 @@ class DataConfig:
     valid_split: str = "cv"  # split used for validation
     test_split: str = "tt"  # split used for testing
     mixture: str = "mix_clean"  # LibriMix: mix_clean | mix_both
+    stems: list[str] = field(default_factory=lambda: ["drums", "bass", "other", "vocals"])  # musdb: stem files, in the model's source order
+    valid_tracks: list[str] = field(default_factory=list)  # musdb: training tracks held out as the valid split (empty: MUSDB18's list)
     segment_seconds: float = 5.0  # random crop length for training (<= 0: whole files)
     min_seconds: float = 0.0  # drop training files shorter than this
     num_workers: int = 2  # DataLoader worker processes
@@ -120,6 +135,7 @@ class TrainConfig:
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     convtasnet: ConvTasNetConfig = field(default_factory=ConvTasNetConfig)
+    demucs: DemucsConfig = field(default_factory=DemucsConfig)
     sde: SDEConfig = field(default_factory=SDEConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
@@ -201,7 +217,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     return check_values(cfg)
 
 
-_AT_LEAST_1 = ("model.n_src", "model.nf", "model.num_res_blocks", "model.n_fft", "model.hop_length",
+_AT_LEAST_1 = ("model.n_src", "model.audio_channels", "demucs.channels", "demucs.depth", "demucs.kernel_size",
+               "demucs.stride", "demucs.context", "model.nf", "model.num_res_blocks", "model.n_fft", "model.hop_length",
                "convtasnet.N", "convtasnet.L", "convtasnet.B", "convtasnet.H", "convtasnet.P",
                "convtasnet.X", "convtasnet.R", "convtasnet.Sc", "sampler.steps", "data.sample_rate",
                "train.batch_size", "train.accumulate", "train.log_every", "train.ckpt_every",
@@ -209,8 +226,9 @@ _AT_LEAST_1 = ("model.n_src", "model.nf", "model.num_res_blocks", "model.n_fft",
 _AT_LEAST_0 = ("model.dropout", "sampler.corrector_steps", "sampler.snr", "data.min_seconds",
                "data.num_workers", "optim.weight_decay", "optim.grad_clip", "train.max_steps",
                "train.val_every", "train.val_every_epochs", "train.keep_last", "train.val_sep_items",
-               "optim.lr_patience", "optim.warmup_steps", "optim.lr_min", "data.dm_level_db")
-_POSITIVE = ("optim.lr", "optim.lr_factor", "sde.gamma", "sde.T")
+               "optim.lr_patience", "optim.warmup_steps", "optim.lr_min", "data.dm_level_db",
+               "demucs.lstm_layers", "demucs.rescale")
+_POSITIVE = ("optim.lr", "optim.lr_factor", "sde.gamma", "sde.T", "demucs.growth")
 _UNIT = ("loss.p_T", "optim.ema_decay")
 
 

@@ -72,22 +72,25 @@ def validate(family, model, valid_set, cfg: Config, device) -> dict:
         draws = None if draws is None else draws.to(device)
         losses.append(family.loss(model, mix, sources, draws).mean().item())
     out = {"val_loss": float(np.mean(losses))}
-    sep = separation_scores(family, model, valid_set, t.val_sep_items, t.seed, device)
+    sep = separation_scores(family, model, valid_set, t.val_sep_items, t.seed, device, cfg.loss.fixed_order)
     out.update({f"val_{k}": v for k, v in sep.items()})
     return out
 
 
 @torch.no_grad()
-def separation_scores(family, model, dataset, n_items: int, seed: int, device) -> dict:
-    """Mean SI-SDR and SI-SDRi (dB, best permutation) of the first ``n_items`` items of ``dataset``
-    separated by ``model``; {} when there are none. Item i uses the sampler seed ``seed + i``."""
+def separation_scores(family, model, dataset, n_items: int, seed: int, device, fixed_order: bool = False) -> dict:
+    """Mean SI-SDR and SI-SDRi (dB) of the first ``n_items`` items of ``dataset`` separated by
+    ``model``, under the best permutation unless ``fixed_order``; {} when there are none. The
+    channels of a multichannel item are scored as one signal. Item i uses the sampler seed
+    ``seed + i``."""
     model.eval()
     scores, gains = [], []
     for i in range(min(n_items, len(dataset))):
         item = dataset[i]
         mix, sources, _, _ = normalize(item["mix"][None].to(device), item["sources"][None].to(device))
         est = family.estimate(model, mix, torch.Generator(device).manual_seed(seed + i))
-        sc, _ = pit_si_sdr(est, sources)
+        est, sources, mix = est.flatten(2), sources.flatten(2), mix.reshape(1, 1, -1)
+        sc = si_sdr(est, sources) if fixed_order else pit_si_sdr(est, sources)[0]
         scores.append(sc.mean().item())
         gains.append((sc - si_sdr(mix.expand_as(sources), sources)).mean().item())
     return dict(si_sdr=float(np.mean(scores)), si_sdri=float(np.mean(gains))) if scores else {}
@@ -253,9 +256,9 @@ class Trainer:
     def _draws(self, shape):
         """The family's random draws for the global batch (the same generator state on every
         rank), this rank's part, on the device."""
-        B, K, N = shape
+        B, *rest = shape
         W, r = self.dist.world_size, self.dist.rank
-        draws = self.family.draw((B * W, K, N), self.loss_gen)
+        draws = self.family.draw((B * W, *rest), self.loss_gen)
         return None if draws is None else draws.slice(r * B, (r + 1) * B).to(self.device)
 
     def _checkpoint(self, todo: Actions) -> None:
@@ -270,7 +273,7 @@ class Trainer:
             v = validate(self.family, self.ema.module, self.valid_set, self.cfg, self.device)
             for split, dataset in self.monitor_sets.items():
                 sep = separation_scores(self.family, self.ema.module, dataset, self.cfg.train.val_sep_items,
-                                        self.cfg.train.seed, self.device)
+                                        self.cfg.train.seed, self.device, self.cfg.loss.fixed_order)
                 v.update({f"val_{split}_{k}": x for k, x in sep.items()})
             self.log.write(self.progress.step, v)
             score = v.get("val_si_sdr", -v["val_loss"])

@@ -7,8 +7,9 @@ import torch
 
 from diffsep.build import build_family, build_model, build_optimizer, build_scheduler, config_of
 from diffsep.checkpoint import make_checkpoint
-from diffsep.config import ConfigError, ConvTasNetConfig, ModelConfig, config_from_dict, load_config
+from diffsep.config import ConfigError, ConvTasNetConfig, DemucsConfig, ModelConfig, config_from_dict, load_config
 from diffsep.convtasnet import ConvTasNet
+from diffsep.demucs import Demucs
 from diffsep.families import FAMILIES
 from diffsep.inference import load_trained
 from diffsep.normalization import normalize
@@ -17,7 +18,8 @@ from diffsep.score_model import ScoreModel
 SMALL = {"diffsep": ["model.nf=8", "model.ch_mult=[1,2]", "model.num_res_blocks=1",
                      "model.attn_resolutions=[]", "model.init_scale=1.0", "sampler.steps=2"],
          "convtasnet": ["convtasnet.N=16", "convtasnet.B=8", "convtasnet.H=16", "convtasnet.X=2",
-                        "convtasnet.R=1", "convtasnet.Sc=8"]}
+                        "convtasnet.R=1", "convtasnet.Sc=8"],
+         "demucs": ["demucs.channels=4", "demucs.depth=2", "demucs.lstm_layers=1"]}
 
 
 def small_config(kind):
@@ -34,6 +36,7 @@ def test_config_defaults_are_the_network_defaults():
     for key, value in _defaults(ScoreModel).items():
         assert tuple(model[key]) == value if isinstance(value, tuple) else model[key] == value, key
     assert _defaults(ConvTasNet, skip=("n_src",)) == asdict(ConvTasNetConfig())
+    assert _defaults(Demucs, skip=("n_src", "audio_channels")) == asdict(DemucsConfig())
 
 
 @pytest.mark.parametrize("kind", sorted(FAMILIES))
@@ -51,6 +54,31 @@ def test_every_family_rebuilds_from_its_checkpoint_and_estimates_the_same(kind):
     b = family.estimate(trained.model, mix, torch.Generator().manual_seed(2))
     assert a.shape == (2, 2, 1200) and torch.equal(a, b)
     assert family.nfe == (4 if kind == "diffsep" else 1)  # pc, 2 steps, 1 corrector step
+
+
+@pytest.mark.parametrize("kind", ["demucs", "diffsep"])
+@pytest.mark.parametrize("K", [2, 4])
+def test_stereo_families_map_stereo_mixtures_to_stereo_stems(kind, K):
+    cfg = load_config(None, [f"model.kind={kind}", "model.audio_channels=2", f"model.n_src={K}", *SMALL[kind]])
+    torch.manual_seed(0)
+    family, model = build_family(cfg), build_model(cfg)
+    sources = torch.randn(3, K, 2, 999)
+    mix, sources, _, _ = normalize(sources.sum(1), sources)
+    assert family.estimate(model, mix, torch.Generator().manual_seed(0)).shape == (3, K, 2, 999)
+    draws = family.draw((4, *sources.shape[1:]), torch.Generator())  # a global batch of 4, this rank's 3
+    draws = None if draws is None else draws.slice(1, 4)
+    loss = family.loss(model, mix, sources, draws)
+    assert loss.shape == (3,) and torch.isfinite(loss).all()
+
+
+def test_diffsep_separates_the_channels_of_a_stereo_mixture_as_mono_items():
+    cfg = load_config(None, ["model.audio_channels=2", *SMALL["diffsep"]])
+    torch.manual_seed(0)
+    family, model = build_family(cfg), build_model(cfg).eval()
+    mix = normalize(torch.randn(2, 2, 800))[0]
+    stereo = family.estimate(model, mix, torch.Generator().manual_seed(5))
+    mono = family.estimate(model, mix.reshape(4, 1, 800), torch.Generator().manual_seed(5))
+    torch.testing.assert_close(stereo, mono.view(2, 2, 2, 800).transpose(1, 2))
 
 
 @pytest.mark.parametrize("kind", sorted(FAMILIES))
@@ -71,8 +99,8 @@ def test_every_family_loss_is_per_item_and_trains(kind):
 
 
 def test_unknown_family_and_schedule_name_the_valid_ones():
-    with pytest.raises(ConfigError, match="valid: diffsep, convtasnet"):
-        build_family(load_config(None, ["model.kind=demucs"]))
+    with pytest.raises(ConfigError, match="valid: diffsep, convtasnet, demucs"):
+        build_family(load_config(None, ["model.kind=wavenet"]))
     cfg = load_config(None, ["optim.lr_schedule=linear"])
     with pytest.raises(ConfigError, match="valid: none, plateau, cosine"):
         build_scheduler(cfg, build_optimizer(cfg, torch.nn.Linear(1, 1)))

@@ -36,7 +36,7 @@ def test_overrides_are_typed():
 
 @pytest.mark.parametrize("override,match", [
     (["train.maxsteps=3"], "unknown key train.maxsteps; valid keys of train: run_dir, max_steps"),
-    (["trian.max_steps=3"], "unknown section 'trian'; valid: model, convtasnet, sde"),
+    (["trian.max_steps=3"], "unknown section 'trian'; valid: model, convtasnet, demucs, sde"),
     (["model.nf=abc"], "bad value for model.nf"),
     (["loss.fixed_order=maybe"], "bad value for loss.fixed_order"),
     (["nf=3"], "must look like section.key=value"),

@@ -2,7 +2,7 @@
 solving the reverse SDE (or its probability-flow ODE)."""
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor, nn
@@ -13,6 +13,25 @@ from ..sampler import nfe, sample
 from ..score_model import ScoreModel
 from ..sde import DiffSepSDE
 from .base import Family
+
+
+def fold_channels(x: Tensor) -> Tensor:
+    """(B, K, C, N) -> (B·C, K, N), item b channel c at row b·C + c."""
+    B, K, C, N = x.shape
+    return x.transpose(1, 2).reshape(B * C, K, N)
+
+
+@dataclass
+class ChannelDraws:
+    """Loss draws of multichannel items: ``draws`` for the B·C channel items, sliced by item."""
+    draws: LossDraws
+    channels: int
+
+    def slice(self, start: int, stop: int) -> "ChannelDraws":
+        return ChannelDraws(self.draws.slice(start * self.channels, stop * self.channels), self.channels)
+
+    def to(self, device) -> "ChannelDraws":
+        return ChannelDraws(self.draws.to(device), self.channels)
 
 
 class DiffSepFamily(Family):
@@ -26,22 +45,41 @@ class DiffSepFamily(Family):
 
     def build_model(self) -> ScoreModel:
         kwargs = asdict(self.cfg.model)
-        kwargs.pop("kind")
+        kwargs.pop("kind"), kwargs.pop("audio_channels")
         kwargs["ch_mult"], kwargs["attn_resolutions"] = tuple(kwargs["ch_mult"]), tuple(kwargs["attn_resolutions"])
         return ScoreModel(**kwargs)
 
-    def draw(self, shape, generator) -> LossDraws:
+    def draw(self, shape, generator) -> LossDraws | ChannelDraws:
+        """Draws for sources (B, K, N); for (B, K, C, N), draws of the B·C channel items."""
         c = self.cfg.loss
+        if len(shape) == 4:
+            B, K, C, N = shape
+            return ChannelDraws(draw(self.sde, (B * C, K, N), t_eps=c.t_eps, p_T=c.p_T,
+                                     fixed_order=c.fixed_order, generator=generator), C)
         return draw(self.sde, shape, t_eps=c.t_eps, p_T=c.p_T, fixed_order=c.fixed_order,
                     generator=generator)
 
-    def loss(self, net: nn.Module, mix: Tensor, sources: Tensor, draws: LossDraws) -> Tensor:
+    def loss(self, net: nn.Module, mix: Tensor, sources: Tensor, draws) -> Tensor:
+        """Per-item loss (B,); the channels of a multichannel item are separate items of the
+        diffusion, and its loss is their mean."""
+        if sources.dim() == 4:
+            B, C = mix.shape[:2]
+            per_channel = score_matching_loss(net, self.sde, fold_channels(sources), mix.reshape(B * C, 1, -1),
+                                              draws=draws.draws)
+            return per_channel.view(B, C).mean(1)
         return score_matching_loss(net, self.sde, sources, mix, draws=draws)
 
     def estimate(self, model: nn.Module, mix: Tensor, generator: torch.Generator | None = None,
                  init: Tensor | None = None) -> Tensor:
-        """``init``: a warm-start estimate (B, K, N), used when the sampler's init is "model"."""
-        return sample(model, self.sde, mix, self.sampler, generator=generator, init=init)
+        """mix (B, 1, N) -> (B, K, N); mix (B, C, N) -> (B, K, C, N), each channel separated on
+        its own. ``init``: a warm-start estimate of the same shape, used when the sampler's
+        init is "model"."""
+        B, C = mix.shape[:2]
+        if C == 1:
+            return sample(model, self.sde, mix, self.sampler, generator=generator, init=init)
+        est = sample(model, self.sde, mix.reshape(B * C, 1, -1), self.sampler, generator=generator,
+                     init=None if init is None else fold_channels(init))
+        return est.view(B, C, *est.shape[1:]).transpose(1, 2)
 
     @property
     def nfe(self) -> int:
