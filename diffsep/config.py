@@ -72,7 +72,8 @@ class SDEConfig:
 class LossConfig:
     t_eps: float = 0.03  # smallest training time
     p_T: float = 0.1  # probability of the permutation- and mismatch-aware t = T branch
-    fixed_order: bool = False  # keep the source order (enhancement); otherwise shuffle + min over π
+    fixed_order: bool = False  # keep the source order (enhancement, music stems); otherwise shuffle + min over π
+    waveform: str = "si_snr"  # Conv-TasNet's loss: si_snr (negative SI-SNR, PIT unless fixed_order) | l1 (mean absolute error, fixed order)
 
 
 @dataclass
@@ -249,6 +250,10 @@ def check_values(cfg: Config) -> Config:
             raise ConfigError(f"{key} must be {what}, got {value}")
     if not 0 < cfg.sde.sigma_min < cfg.sde.sigma_max:
         raise ConfigError(f"need 0 < sde.sigma_min < sde.sigma_max, got {cfg.sde.sigma_min}, {cfg.sde.sigma_max}")
+    if cfg.loss.waveform not in ("si_snr", "l1"):
+        raise ConfigError(f"loss.waveform must be si_snr or l1, got {cfg.loss.waveform!r}")
+    if cfg.loss.waveform == "l1" and not cfg.loss.fixed_order:
+        raise ConfigError("loss.waveform l1 compares sources in their order: set loss.fixed_order=true")
     for key in ("loss.t_eps", "sampler.t_eps", "sampler.t_start"):
         if not 0 < get(key) <= cfg.sde.T:
             raise ConfigError(f"{key} must be in (0, sde.T = {cfg.sde.T}], got {get(key)}")

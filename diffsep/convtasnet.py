@@ -83,7 +83,10 @@ class ConvBlock(nn.Module):
 
 
 class ConvTasNet(nn.Module):
-    """Conv-TasNet for K sources. forward(mix (B, 1, T) or (B, T)) -> (B, K, T).
+    """Conv-TasNet for K sources. forward(mix (B, 1, T) or (B, T)) -> (B, K, T); with
+    ``audio_channels`` C > 1 (the multichannel adaptation of the Demucs paper's baseline: the
+    encoder reads all C channels, each source's masked code is decoded to C channels)
+    forward(mix (B, C, T)) -> (B, K, C, T).
 
     Paper defaults at 8 kHz: N 512, L 16, B 128, H 512, P 3, X 8, R 3, Sc 128 (about 5.1 M
     parameters). ``norm``: gln (non-causal), cln (causal) or bn; ``causal`` pads the depthwise
@@ -93,7 +96,7 @@ class ConvTasNet(nn.Module):
 
     def __init__(self, n_src: int = 2, N: int = 512, L: int = 16, B: int = 128, H: int = 512,
                  P: int = 3, X: int = 8, R: int = 3, Sc: int = 128, norm: str = "gln",
-                 causal: bool = False, mask_activation: str = "sigmoid"):
+                 causal: bool = False, mask_activation: str = "sigmoid", audio_channels: int = 1):
         super().__init__()
         if L % 2:
             raise ValueError(f"L must be even (stride L/2), got {L}")
@@ -102,12 +105,13 @@ class ConvTasNet(nn.Module):
         if causal and norm == "gln":
             raise ValueError("a causal Conv-TasNet needs norm 'cln' (or 'bn'), not the global 'gln'")
         self.init_kwargs = dict(n_src=n_src, N=N, L=L, B=B, H=H, P=P, X=X, R=R, Sc=Sc, norm=norm,
-                                causal=causal, mask_activation=mask_activation)
+                                causal=causal, mask_activation=mask_activation, audio_channels=audio_channels)
+        self.audio_channels = audio_channels
         self.n_src, self.N, self.L, self.stride = n_src, N, L, L // 2
         self.P, self.X, self.R = P, X, R
         self.mask_activation = mask_activation
-        self.encoder = nn.Conv1d(1, N, L, stride=L // 2, bias=False)
-        self.decoder = nn.ConvTranspose1d(N, 1, L, stride=L // 2, bias=False)
+        self.encoder = nn.Conv1d(audio_channels, N, L, stride=L // 2, bias=False)
+        self.decoder = nn.ConvTranspose1d(N, audio_channels, L, stride=L // 2, bias=False)
         self.in_norm = make_norm(norm, N)
         self.bottleneck = nn.Conv1d(N, B, 1)
         self.blocks = nn.ModuleList(ConvBlock(B, H, P, Sc, 2 ** x, norm, causal)
@@ -137,8 +141,10 @@ class ConvTasNet(nn.Module):
     def forward(self, mix: Tensor) -> Tensor:
         if mix.ndim == 2:
             mix = mix[:, None]
-        if mix.ndim != 3 or mix.shape[1] != 1:
-            raise ValueError(f"mix must be (B, 1, T) or (B, T), got {tuple(mix.shape)}")
+        C = self.audio_channels
+        if mix.ndim != 3 or mix.shape[1] != C:
+            raise ValueError(f"mix must be (B, {C}, T)" + (" or (B, T)" if C == 1 else "")
+                             + f", got {tuple(mix.shape)}")
         T = mix.shape[-1]
         # pad so that the frames cover every sample: L/2 on the left, up to a whole hop on the right
         frames = -(-(T + self.stride) // self.stride)
@@ -146,5 +152,6 @@ class ConvTasNet(nn.Module):
         x = nn.functional.pad(mix, (self.stride, right))
         w = torch.relu(self.encoder(x))  # (B, N, F)
         masked = self.masks(w) * w[:, None]  # (B, K, N, F)
-        out = self.decoder(masked.reshape(-1, self.N, w.shape[-1]))  # (B K, 1, T')
-        return out.reshape(mix.shape[0], self.n_src, -1)[..., self.stride:self.stride + T]
+        out = self.decoder(masked.reshape(-1, self.N, w.shape[-1]))  # (B K, C, T')
+        shape = (mix.shape[0], self.n_src, -1) if C == 1 else (mix.shape[0], self.n_src, C, out.shape[-1])
+        return out.reshape(shape)[..., self.stride:self.stride + T]

@@ -75,7 +75,9 @@ def test_config_round_trip_rebuilds_the_same_model():
     ("train.max_steps=-1", "train.max_steps"), ("data.num_workers=-2", "data.num_workers"),
     ("optim.ema_decay=1.5", "optim.ema_decay"), ("optim.lr=0", "optim.lr"),
     ("sde.sigma_min=0.6", "sde.sigma_min"), ("sampler.t_eps=0", "sampler.t_eps"),
-    ("convtasnet.X=0", "convtasnet.X"),
+    ("convtasnet.X=0", "convtasnet.X"), ("model.audio_channels=0", "model.audio_channels"),
+    ("demucs.depth=0", "demucs.depth"), ("loss.waveform=l2", "loss.waveform"),
+    ("loss.waveform=l1", "loss.fixed_order"),  # l1 compares sources in their order
 ])
 def test_values_no_run_can_use_are_refused_naming_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):

@@ -1,5 +1,6 @@
 """Conv-TasNet: a mask-based discriminative separator trained with utterance-level PIT on
-negative SI-SNR; one forward pass separates."""
+negative SI-SNR (or, ``loss.waveform: l1``, with the L1 distance of the Demucs paper's music
+baseline); one forward pass separates. ``loss.fixed_order`` keeps the source order."""
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -8,6 +9,7 @@ from torch import Tensor, nn
 
 from ..convtasnet import ConvTasNet
 from ..loss import pit_si_snr_loss
+from ..metrics import si_sdr
 from .base import Family
 
 
@@ -17,10 +19,19 @@ class ConvTasNetFamily(Family):
     config_sections = ("model", "convtasnet")
 
     def build_model(self) -> ConvTasNet:
-        return ConvTasNet(n_src=self.cfg.model.n_src, **asdict(self.cfg.convtasnet))
+        m = self.cfg.model
+        return ConvTasNet(n_src=m.n_src, audio_channels=m.audio_channels, **asdict(self.cfg.convtasnet))
 
     def loss(self, net: nn.Module, mix: Tensor, sources: Tensor, draws=None) -> Tensor:
-        return pit_si_snr_loss(net(mix).float(), sources)
+        """mix (B, C, N), sources (B, K, N) or (B, K, C, N) -> (B,); a multichannel source is
+        scored as one signal."""
+        est = net(mix).float()
+        if self.cfg.loss.waveform == "l1":
+            return (est - sources).abs().flatten(1).mean(1)
+        est, sources = est.flatten(2), sources.flatten(2)
+        if self.cfg.loss.fixed_order:
+            return -si_sdr(est, sources).mean(-1)
+        return pit_si_snr_loss(est, sources)
 
     def estimate(self, model: nn.Module, mix: Tensor, generator=None) -> Tensor:
         return model(mix)
@@ -28,4 +39,5 @@ class ConvTasNetFamily(Family):
     @staticmethod
     def config_of(model: ConvTasNet) -> dict:
         kwargs = dict(model.init_kwargs)
-        return {"model": {"kind": "convtasnet", "n_src": kwargs.pop("n_src")}, "convtasnet": kwargs}
+        model_section = {"kind": "convtasnet", "n_src": kwargs.pop("n_src"), "audio_channels": kwargs.pop("audio_channels")}
+        return {"model": model_section, "convtasnet": kwargs}
