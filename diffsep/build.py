@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from .audio import AudioError
 from .config import Config, ConfigError
 from .families import FAMILIES, Family
 
@@ -52,8 +53,25 @@ def build_datasets(cfg: Config):
         raise ConfigError("data.root is not set: give the dataset's root folder, e.g. data.root=PATH")
     kw = item_options(cfg)
     seg = int(d.segment_seconds * d.sample_rate) if d.segment_seconds > 0 else None
+    music_options = d.remix or d.shift_seconds or d.channel_swap or d.sign_flip or d.gain_range
+    if music_options and d.kind != "musdb":
+        raise ConfigError("data.remix, shift_seconds, channel_swap, sign_flip and gain_range are "
+                          "augmentations of the musdb layout")
     items = build_items(d.kind, d.root, d.train_split, **kw)
-    if d.dynamic_mixing:
+    if d.kind == "musdb":
+        from .data.music import MusicTrainSet
+
+        if seg is None:
+            raise ConfigError("musdb training needs data.segment_seconds > 0")
+        try:
+            train = MusicTrainSet(items, d.sample_rate, seg, cfg.model.audio_channels, seed=cfg.train.seed,
+                                  remix=d.remix, shift_seconds=d.shift_seconds, channel_swap=d.channel_swap,
+                                  sign_flip=d.sign_flip, gain_range=d.gain_range)
+        except AudioError:
+            raise
+        except ValueError as e:
+            raise ConfigError(f"data: {e}") from None
+    elif d.dynamic_mixing:
         from .data.dynamic import DynamicMixDataset
 
         if d.kind == "vbdemand" or seg is None:

@@ -88,6 +88,11 @@ class DataConfig:
     mixture: str = "mix_clean"  # LibriMix: mix_clean | mix_both
     stems: list[str] = field(default_factory=lambda: ["drums", "bass", "other", "vocals"])  # musdb: stem files, in the model's source order
     valid_tracks: list[str] = field(default_factory=list)  # musdb: training tracks held out as the valid split (empty: MUSDB18's list)
+    remix: bool = False  # musdb training: each stem from a random track at its own offset (data/music.py)
+    shift_seconds: float = 0.0  # musdb training: random time shift of each stem, up to this much
+    channel_swap: bool = False  # musdb training: swap a stem's left/right channels with probability 1/2
+    sign_flip: bool = False  # musdb training: multiply each stem by ±1
+    gain_range: list[float] = field(default_factory=list)  # musdb training: per-stem gain drawn in [lo, hi] (empty: none)
     segment_seconds: float = 5.0  # random crop length for training (<= 0: whole files)
     min_seconds: float = 0.0  # drop training files shorter than this
     num_workers: int = 2  # DataLoader worker processes
@@ -227,7 +232,7 @@ _AT_LEAST_1 = ("model.n_src", "model.audio_channels", "demucs.channels", "demucs
 _AT_LEAST_0 = ("model.dropout", "sampler.corrector_steps", "sampler.snr", "data.min_seconds",
                "data.num_workers", "optim.weight_decay", "optim.grad_clip", "train.max_steps",
                "train.val_every", "train.val_every_epochs", "train.keep_last", "train.val_sep_items",
-               "optim.lr_patience", "optim.warmup_steps", "optim.lr_min", "data.dm_level_db",
+               "optim.lr_patience", "optim.warmup_steps", "optim.lr_min", "data.dm_level_db", "data.shift_seconds",
                "demucs.lstm_layers", "demucs.rescale")
 _POSITIVE = ("optim.lr", "optim.lr_factor", "sde.gamma", "sde.T", "demucs.growth")
 _UNIT = ("loss.p_T", "optim.ema_decay")

@@ -1,0 +1,89 @@
+"""Training items for music separation with the Demucs paper's augmentations, each a switch:
+
+- ``remix``: each stem comes from a random track of the split, cropped at its own random offset
+  (the music form of dynamic mixing: new mixtures every epoch); otherwise all stems come from
+  item i's track, at one common random offset;
+- ``shift_seconds``: each stem's offset moves by a random amount of up to this much (time shift);
+- ``channel_swap``: each stem's left and right channels are swapped with probability 1/2;
+- ``sign_flip``: each stem is multiplied by ±1;
+- ``gain_range`` [lo, hi]: each stem is scaled by a factor drawn uniformly in [lo, hi].
+
+The mixture is always the sum of the augmented stems. Draws are a function of (seed, epoch,
+index), as for every dataset of the toolkit, so that runs and resumes repeat exactly.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..audio import AudioError, audio_info, read_audio
+from .base import Item
+
+
+class MusicTrainSet(torch.utils.data.Dataset):
+    """Items (track folders) -> {"mix": (C, segment), "sources": (K, C, segment) ((K, segment) for
+    C = 1), "length", "name"}."""
+
+    def __init__(self, items: list[Item], sample_rate: int, segment: int, channels: int = 2, seed: int = 0,
+                 remix: bool = False, shift_seconds: float = 0.0, channel_swap: bool = False,
+                 sign_flip: bool = False, gain_range=()):
+        if gain_range and (len(gain_range) != 2 or not 0 <= gain_range[0] <= gain_range[1]):
+            raise ValueError(f"gain_range must be [lo, hi] with 0 <= lo <= hi, got {list(gain_range)}")
+        if channel_swap and channels != 2:
+            raise ValueError(f"channel_swap needs stereo stems, the model has {channels} channel(s)")
+        self.items, self.sample_rate, self.segment, self.channels = items, sample_rate, segment, channels
+        self.seed, self.remix, self.shift = seed, remix, int(shift_seconds * sample_rate)
+        self.channel_swap, self.sign_flip, self.gain_range = channel_swap, sign_flip, tuple(gain_range)
+        self.epoch = 0
+        self.frames = []
+        for it in items:
+            lengths = set()
+            for path in it.sources:
+                sr, n, ch = audio_info(path)
+                if sr != sample_rate or ch != channels:
+                    raise AudioError(f"{path}: {sr} Hz, {ch} channel(s); expected {sample_rate} Hz, {channels}")
+                lengths.add(n)
+            self.frames.append(min(lengths))
+        if not items:
+            raise ValueError("no training tracks")
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        rng = np.random.default_rng((self.seed, self.epoch, i, 11))
+        K = len(self.items[i].sources)
+        tracks = rng.integers(len(self.items), size=K) if self.remix else np.full(K, i)
+        common = self._offset(i, rng)
+        stems = []
+        for k, j in enumerate(tracks):
+            start = self._offset(int(j), rng) if self.remix else common
+            if self.shift:
+                start = int(np.clip(start + rng.integers(-self.shift, self.shift + 1), 0,
+                                    max(0, self.frames[j] - self.segment)))
+            stems.append(self._augment(self._read(self.items[j].sources[k], start, self.frames[j]), rng))
+        sources = torch.from_numpy(np.stack(stems))
+        mix = sources.sum(0)
+        if self.channels == 1:
+            sources = sources[:, 0]
+        return {"mix": mix, "sources": sources, "length": self.segment, "name": f"music-{self.epoch}-{i}"}
+
+    def _offset(self, j: int, rng) -> int:
+        return int(rng.integers(0, max(1, self.frames[j] - self.segment + 1)))
+
+    def _read(self, path, start: int, frames: int) -> np.ndarray:
+        """(C, segment) float32 from ``start``, zero-padded past the end of the file."""
+        x, _ = read_audio(path, start=start, frames=min(self.segment, frames - start))
+        return np.pad(x, ((0, 0), (0, self.segment - x.shape[1])))
+
+    def _augment(self, x: np.ndarray, rng) -> np.ndarray:
+        if self.channel_swap and rng.random() < 0.5:
+            x = x[::-1]
+        if self.sign_flip and rng.random() < 0.5:
+            x = -x
+        if self.gain_range:
+            x = x * rng.uniform(*self.gain_range)
+        return np.ascontiguousarray(x, dtype=np.float32)
