@@ -148,7 +148,8 @@ class Evaluator:
 
     def finish(self, out_dir: Path, info: dict | None = None) -> dict:
         """Write results.csv, summary.json (per metric key: mean, median, std, ci95, count; plus
-        ``info``) and summary.md. Returns the summary."""
+        ``info``, with the overall real-time factor ``rtf`` of timed utterances) and summary.md.
+        Returns the summary."""
         summary = self.summary()
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -156,6 +157,9 @@ class Evaluator:
         keys += sorted({k for r in self.rows for k in r} - set(keys))
         write_text_atomic(out_dir / "results.csv", _csv_text(self.rows, keys))
         meta = {**(info or {}), "utterances": len(self.rows)}
+        timed = [r for r in self.rows if "runtime_s" in r and "duration_s" in r]
+        if timed:  # the overall real-time factor: total separation time / total audio duration
+            meta["rtf"] = sum(r["runtime_s"] for r in timed) / sum(r["duration_s"] for r in timed)
         if self.pesq_modes:
             meta["pesq_mode"] = "/".join(sorted(self.pesq_modes))
         write_text_atomic(out_dir / "summary.json", json.dumps({**summary, "info": meta}, indent=2) + "\n")

@@ -81,6 +81,8 @@ def test_model_mode_on_a_dataset_split_with_examples(tmp_path, tiny_checkpoint):
         assert r["pesq"] and r["estoi"] and r["stoi"]  # computed (NaN allowed for PESQ on tones)
     info = json.loads((out / "summary.json").read_text())["info"]
     assert info["mode"] == "model" and info["nfe"] == 4 and info["sampler"]["steps"] == 2
+    runtime, duration = (sum(float(r[k]) for r in rows) for k in ("runtime_s", "duration_s"))
+    assert info["rtf"] == pytest.approx(runtime / duration)  # overall, not a mean of ratios
     ex = out / "examples"
     assert (ex / "item00.png").stat().st_size > 1000
     assert sorted(p.name for p in (ex / "item00").iterdir()) == ["mix.wav", "s1_est.wav", "s1_ref.wav",

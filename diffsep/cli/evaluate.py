@@ -14,6 +14,7 @@ the exit status is then 1.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from dataclasses import replace
@@ -140,7 +141,9 @@ def main(argv=None) -> int:
                 failed=len(failed))
     summary = evaluator.finish(args.out, info)
     print(markdown_table(summary), end="")
-    print(f"{len(evaluator.rows)} utterance(s) scored, {len(failed)} failed; results in {args.out}",
+    rtf = json.loads((args.out / "summary.json").read_text())["info"].get("rtf")
+    print(f"{len(evaluator.rows)} utterance(s) scored, {len(failed)} failed"
+          + (f", real-time factor {rtf:.3f}" if rtf is not None else "") + f"; results in {args.out}",
           file=sys.stderr)
     return 1 if failed else 0
 
