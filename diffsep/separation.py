@@ -1,8 +1,8 @@
 """Separation of whole recordings: normalise, sample, rescale, and for long inputs overlapping
 chunks whose source order is aligned to the previous chunk, joined by windowed overlap-add.
 
-A *separator* is any callable ``mix (B, 1, n) -> estimates (B, K, n)`` on raw-scale audio with
-attributes ``n_src`` and ``sample_rate``: :class:`Separator` wraps any model family's estimate
+A *separator* is any callable ``mix (B, C, n) -> estimates (B, K, n)`` (C = 1) or (B, K, C, n)
+on raw-scale audio with attributes ``n_src`` and ``sample_rate`` (and ``fixed_order``): :class:`Separator` wraps any model family's estimate
 (:mod:`diffsep.inference` builds one from a checkpoint); test oracles fit the same slot.
 :func:`separate` does the chunking, so every separator handles inputs of any length with flat
 working memory.
@@ -22,7 +22,8 @@ RESCALE = ("denormalize", "mix_projection", "mix_consistency")
 
 
 def rescale(est: Tensor, mix: Tensor, how: str = "denormalize") -> Tensor:
-    """Final scaling of raw-scale estimates (B, K, n) against their mixture (B, 1, n).
+    """Final scaling of raw-scale estimates (B, K, n) against their mixture (B, 1, n), or of
+    (B, K, C, n) against (B, C, n), channel by channel.
 
     ``denormalize``: leave them as they are (normalisation already undone);
     ``mix_projection``: scale each estimate by the least-squares gain <mix, ŝ_k> / ||ŝ_k||²
@@ -31,6 +32,8 @@ def rescale(est: Tensor, mix: Tensor, how: str = "denormalize") -> Tensor:
     """
     if how == "denormalize":
         return est
+    if est.dim() == 4:
+        mix = mix[:, None]
     if how == "mix_projection":
         gain = (mix * est).sum(-1, keepdim=True) / (est.square().sum(-1, keepdim=True) + 1e-10)
         return gain * est
@@ -105,7 +108,9 @@ def align_permutation(previous: Tensor, current: Tensor) -> Tensor:
     """Source order of ``current`` that agrees best with ``previous`` on the same samples: the
     permutation minimising the summed squared difference (so it works for overlaps of any length,
     even a few samples, where a scale-invariant measure degenerates). (K, m), (K, m) -> (K,) long,
-    such that ``current[perm]`` is in the order of ``previous``."""
+    such that ``current[perm]`` is in the order of ``previous``. Multichannel sources (K, C, m)
+    are compared over all their channels."""
+    previous, current = previous.flatten(1), current.flatten(1)
     pairwise = (previous[:, None, :] - current[None, :, :]).square().sum(-1)  # [j prev, i cur]
     perm, _ = best_permutation(pairwise[None], maximize=False)
     return perm[0]
@@ -145,38 +150,43 @@ def separate(separator: Callable[[Tensor], Tensor], mixes: Sequence[Tensor], *,
     """Separate mixtures of any length.
 
     Args:
-        separator: mix (B, 1, n) -> (B, K, n) (see the module docstring).
-        mixes: mono mixtures, each (N_i,) or (1, N_i), at the separator's sample rate.
+        separator: mix (B, C, n) -> (B, K, n) or (B, K, C, n) (see the module docstring).
+        mixes: mixtures of one channel count C, each (N_i,) (C = 1) or (C, N_i), at the
+            separator's sample rate.
         chunk: chunk length in samples; 0 processes every input whole.
-        overlap: samples shared by consecutive chunks; each chunk's sources are reordered to match
-            the previous chunk on this overlap (least squared difference), then chunks are
-            cross-faded.
+        overlap: samples shared by consecutive chunks; unless the separator has a
+            ``fixed_order``, each chunk's sources are reordered to match the previous chunk on
+            this overlap (least squared difference); then chunks are cross-faded.
         batch_size: chunks (or whole short inputs of equal length) per separator call.
 
-    Returns: one (K, N_i) CPU float32 tensor per input. Working memory is bounded by
-    ``batch_size`` chunks whatever the input length; only the outputs grow with it.
+    Returns: one (K, N_i) (C = 1) or (K, C, N_i) CPU float32 tensor per input. Working memory is
+    bounded by ``batch_size`` chunks whatever the input length; only the outputs grow with it.
     """
-    mixes = [m.reshape(-1).float().cpu() for m in mixes]
-    lengths = [m.numel() for m in mixes]
+    mixes = [(m[None] if m.dim() == 1 else m).float().cpu() for m in mixes]  # (C, N_i)
+    channels = {m.shape[0] for m in mixes}
+    if len(channels) > 1:
+        raise ValueError(f"mixtures with different channel counts {sorted(channels)}")
+    lengths = [m.shape[-1] for m in mixes]
     if any(n == 0 for n in lengths):
         raise ValueError("empty mixture")
-    K = separator.n_src
-    out = [torch.zeros(K, n) for n in lengths]
+    K, C = separator.n_src, channels.pop()
+    align = not getattr(separator, "fixed_order", False)
+    out = [torch.zeros(K, C, n) if C > 1 else torch.zeros(K, n) for n in lengths]
     weight = [torch.zeros(n) for n in lengths]
     previous: dict[int, tuple[int, Tensor]] = {}
     for batch in _batches(_plan(lengths, chunk, overlap), batch_size):
         n = batch[0].size
-        x = torch.stack([mixes[c.item][c.start:c.start + n] for c in batch])[:, None]
+        x = torch.stack([mixes[c.item][:, c.start:c.start + n] for c in batch])
         est = separator(x).detach().float().cpu()
         for c, e in zip(batch, est):
-            if c.item in previous:
+            if align and c.item in previous:
                 p_start, p_est = previous[c.item]
                 shared = p_start + p_est.shape[-1] - c.start
                 if shared > 0:
-                    e = e[align_permutation(p_est[:, c.start - p_start:], e[:, :shared])]
+                    e = e[align_permutation(p_est[..., c.start - p_start:], e[..., :shared])]
             previous[c.item] = (c.start, e)
             w = ola_window(n, overlap, c.first, c.last)
-            out[c.item][:, c.start:c.start + n] += e * w
+            out[c.item][..., c.start:c.start + n] += e * w
             weight[c.item][c.start:c.start + n] += w
             if c.last:
                 previous.pop(c.item, None)
