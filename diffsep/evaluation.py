@@ -59,6 +59,26 @@ def signal_metrics(est: np.ndarray, ref: np.ndarray, mix: np.ndarray | None,
     return out
 
 
+def stem_metrics(est: np.ndarray, ref: np.ndarray, mix: np.ndarray | None, sample_rate: int,
+                 stems) -> dict:
+    """Music, in the stems' fixed order: per stem the BSS Eval v4 SDR (median over 1 s frames,
+    see :mod:`diffsep.bsseval`) and the SI-SDR of all channels together; ``sdr`` / ``si_sdr``
+    are their means over stems, ``si_sdri`` the gain of SI-SDR over the mixture.
+    est, ref (K, C, N); mix (C, N) or None."""
+    from .bsseval import stem_sdrs
+
+    e, r = torch.from_numpy(est).double().flatten(1), torch.from_numpy(ref).double().flatten(1)
+    si = si_sdr(e, r).numpy()
+    out = {}
+    for name, v_sdr, v_si in zip(stems, stem_sdrs(est, ref, sample_rate), si):
+        out[f"sdr_{name}"], out[f"si_sdr_{name}"] = float(v_sdr), float(v_si)
+    out["sdr"], out["si_sdr"] = float(np.nanmean(stem_sdrs(est, ref, sample_rate))), float(si.mean())
+    if mix is not None:
+        m = torch.from_numpy(mix).double().flatten()[None].expand_as(r)
+        out["si_sdri"] = out["si_sdr"] - si_sdr(m, r).mean().item()
+    return out
+
+
 def perceptual_metrics(est: np.ndarray, ref: np.ndarray, sample_rate: int,
                        n_scored: int | None = None) -> dict:
     """PESQ, ESTOI and STOI averaged over the first ``n_scored`` sources of matched (K, N) arrays.
@@ -99,8 +119,10 @@ class Evaluator:
     """
 
     def __init__(self, jobs: int = 2, fixed_order: bool = False, n_scored: int | None = None,
-                 perceptual: bool = True):
-        self.fixed_order, self.n_scored, self.perceptual = fixed_order, n_scored, perceptual
+                 perceptual: bool = True, stems=()):
+        self.stems = tuple(stems)
+        perceptual = perceptual and not self.stems  # PESQ / STOI are speech measures
+        self.fixed_order, self.n_scored, self.perceptual = fixed_order or bool(self.stems), n_scored, perceptual
         self.rows: list[dict] = []
         self.pending: list[tuple[dict, Future]] = []
         self.pool: Executor | None = ProcessPoolExecutor(jobs) if perceptual and jobs > 0 else None
@@ -113,7 +135,10 @@ class Evaluator:
             raise ValueError(f"{name}: estimates {est.shape} and references {ref.shape} differ")
         problem = degenerate(est, self.n_scored if self.fixed_order else None)  # PIT may pick any
         est = est if problem else match_sources(est, ref, self.fixed_order)
-        row = {"name": name, **signal_metrics(est, ref, mix, self.n_scored), **extra}
+        if self.stems and not problem:
+            row = {"name": name, **stem_metrics(est, ref, mix, sample_rate, self.stems), **extra}
+        else:
+            row = {"name": name, **signal_metrics(est, ref, mix, self.n_scored), **extra}
         if problem:
             row["problem"] = problem
         self.rows.append(row)
@@ -139,7 +164,8 @@ class Evaluator:
         left out of that metric's mean, with the reason."""
         self.close()
         out = {}
-        for key in METRICS:
+        per_stem = [f"{m}_{s}" for s in self.stems for m in ("sdr", "si_sdr")]
+        for key in (*METRICS, *per_stem):
             if self.perceptual and key in ("pesq", "estoi", "stoi") or any(key in r for r in self.rows):
                 out[key] = summarize(r.get(key) for r in self.rows)
                 out[key]["excluded"] = {r["name"]: _why_excluded(r, key) for r in self.rows

@@ -1,5 +1,6 @@
-"""Model locations: local checkpoint files, or ``hf://owner/repo[/path/in/repo]`` on the Hugging
-Face Hub (downloaded once into the huggingface_hub cache, then read from there, also offline)."""
+"""Model locations: local checkpoint files, models bundled with the package (by name, see
+:mod:`diffsep.pretrained`), or ``hf://owner/repo[/path/in/repo]`` on the Hugging Face Hub
+(downloaded once into the huggingface_hub cache, then read from there, also offline)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,15 +20,21 @@ def parse_hub_spec(spec: str) -> tuple[str, str]:
 
 
 def resolve_model(spec: str | Path) -> Path:
-    """Local path of a model: a file as given, or a Hub file fetched through huggingface_hub.
-    Raises CheckpointError with a plain reason (no such file, offline, not on the Hub)."""
+    """Local path of a model: a file as given, a bundled model's file, or a Hub file fetched
+    through huggingface_hub. Raises CheckpointError with a plain reason (no such file or bundled
+    model, offline, not on the Hub)."""
+    from . import pretrained
+
     spec = str(spec)
     if not spec.startswith(HF_PREFIX):
         path = Path(spec)
-        if not path.is_file():
-            raise CheckpointError(f"{spec}: no such checkpoint file (Hub models are written "
-                                  f"hf://owner/repo[/file])")
-        return path
+        if path.is_file():
+            return path
+        if pretrained.is_bundled(spec):
+            return pretrained.bundled(spec).path
+        raise CheckpointError(f"{spec}: no such checkpoint file or bundled model (bundled: "
+                              f"{', '.join(pretrained.bundled_models())}; Hub models are written "
+                              f"hf://owner/repo[/file])")
     repo_id, filename = parse_hub_spec(spec)
     try:
         from huggingface_hub import hf_hub_download

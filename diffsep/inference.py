@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -79,10 +80,11 @@ def make_separator(trained: Trained, *, device="cpu", sampler: dict | None = Non
         info = {**info, "warm_start": first.info()}
     elif cfg.sampler.init == "model":
         raise ValueError("sampler init 'model' needs a warm-start model")
-    return Separator(estimate, cfg.model.n_src, cfg.data.sample_rate,
+    return Separator(estimate, cfg.model.n_src, cfg.data.sample_rate, channels=cfg.model.audio_channels,
                      device=torch.device(device), nfe=nfe, rescale=rescale,
                      generator=torch.Generator(device=device).manual_seed(seed),
-                     fixed_order=cfg.loss.fixed_order, info=info)
+                     fixed_order=cfg.loss.fixed_order, info=info,
+                     stems=tuple(cfg.data.stems) if cfg.data.kind == "musdb" else ())
 
 
 def _warm_started(family, model, first, first_model, mix, generator=None):
@@ -90,23 +92,36 @@ def _warm_started(family, model, first, first_model, mix, generator=None):
     return family.estimate(model, mix, generator, init=first.estimate(first_model, mix, generator))
 
 
-def load_separator(model: str, *, ema: bool = True, device=None, warm_start: str | None = None,
-                   **kwargs) -> Separator:
-    """:func:`make_separator` for a checkpoint path or ``hf://owner/repo[/file]`` (and a warm-start
-    partner's); the device defaults to CUDA when available."""
+def load_separator(model: str, *, ema: bool = True, device=None, warm_start: str | bool | None = None,
+                   sampler: dict | None = None, **kwargs) -> Separator:
+    """:func:`make_separator` for a checkpoint path, a bundled model's name or
+    ``hf://owner/repo[/file]`` (and a warm-start partner's); the device defaults to CUDA when
+    available. A bundled model comes with the sampler settings and warm-start partner it was
+    measured with (its model card); ``sampler`` and ``warm_start`` override them
+    (``warm_start=False``: none)."""
+    from . import pretrained
     from .hub import resolve_model
 
+    if not Path(model).is_file() and pretrained.is_bundled(model):
+        entry = pretrained.bundled(model)
+        sampler = {**entry.sampler, **(sampler or {})}
+        warm_start = entry.warm_start if warm_start is None else warm_start
+        if not warm_start:  # the entry's t_start belongs to its partner
+            sampler.pop("t_start", None)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     partner = load_trained(resolve_model(warm_start), ema) if warm_start else None
     return make_separator(load_trained(resolve_model(model), ema), device=device, warm_start=partner,
-                          **kwargs)
+                          sampler=sampler, **kwargs)
 
 
 def random_separator(kind: str = "diffsep", *, nf: int = 64, device="cpu", sampler: dict | None = None,
                      seed: int = 0) -> Separator:
-    """An untrained network of the paper's settings (DiffSep of width ``nf``, or Conv-TasNet)
-    as a separator: speed does not depend on the weights (benchmarks)."""
-    cfg = config_from_dict({"model": {"kind": kind, "nf": nf, "init_scale": 1.0}})
+    """An untrained network of the paper's settings (DiffSep of width ``nf``, Conv-TasNet, or
+    Demucs: 4 stereo stems at 44.1 kHz) as a separator: speed does not depend on the weights
+    (benchmarks)."""
+    music = {"model": {"n_src": 4, "audio_channels": 2}, "data": {"sample_rate": 44100},
+             "loss": {"fixed_order": True}} if kind == "demucs" else {}
+    cfg = config_from_dict({**music, "model": {"kind": kind, "nf": nf, "init_scale": 1.0, **music.get("model", {})}})
     torch.manual_seed(seed)
     return make_separator(Trained(cfg, build_model(cfg).eval()), device=device, sampler=sampler)
 
@@ -127,14 +142,17 @@ def chunk_samples(chunk_seconds: float, overlap_seconds: float, sample_rate: int
 def separate_signal(separator, mix: np.ndarray, rate: int, *, chunk_seconds: float = 10.0,
                     overlap_seconds: float = 1.0, batch_size: int = 1,
                     out_rate: int | None = None) -> np.ndarray:
-    """Separate one mono signal given at ``rate``: resample to the model's rate, separate in chunks,
-    resample to ``out_rate`` (default: ``rate``). mix (N,) -> (K, round(N · out_rate / rate))
-    float32."""
+    """Separate one signal given at ``rate``: resample to the model's rate, separate in chunks,
+    resample to ``out_rate`` (default: ``rate``). mix (N,) -> (K, N') or mix (C, N) ->
+    (K, C, N') float32, with N' = round(N · out_rate / rate)."""
     from .audio import resample
 
     model_rate, out_rate = separator.sample_rate, out_rate or rate
-    x = resample(mix[None], rate, model_rate)[0]
+    x = resample(np.atleast_2d(mix), rate, model_rate)
     chunk, overlap = chunk_samples(chunk_seconds, overlap_seconds, model_rate)
-    est, = separate(separator, [torch.from_numpy(x)], chunk=chunk, overlap=overlap,
-                    batch_size=batch_size)
-    return resample(est.numpy(), model_rate, out_rate, length=int(round(len(mix) * out_rate / rate)))
+    est, = separate(separator, [torch.from_numpy(x if mix.ndim == 2 else x[0])], chunk=chunk,
+                    overlap=overlap, batch_size=batch_size)
+    est = est.numpy()
+    n_out = int(round(mix.shape[-1] * out_rate / rate))
+    return resample(est.reshape(-1, est.shape[-1]), model_rate, out_rate, length=n_out).reshape(
+        *est.shape[:-1], n_out)

@@ -56,17 +56,24 @@ class Separator:
     estimate: Callable[[Tensor, torch.Generator | None], Tensor]
     n_src: int
     sample_rate: int
+    channels: int = 1  # C of the mixtures it takes
     device: torch.device = torch.device("cpu")
     nfe: int = 1
     rescale: str = "denormalize"
     generator: torch.Generator | None = None
     fixed_order: bool = False
     info: dict = field(default_factory=dict)
+    stems: tuple[str, ...] = ()  # names of the sources in order (music stems), if they have names
 
     def __post_init__(self):
         if self.rescale not in RESCALE:
             raise ValueError(f"unknown rescale {self.rescale!r}; valid: {', '.join(RESCALE)}")
         self.device = torch.device(self.device)
+
+    @property
+    def source_names(self) -> list[str]:
+        """Output names: the stems' names, else s1 ... sK."""
+        return list(self.stems) if self.stems else [f"s{k + 1}" for k in range(self.n_src)]
 
     @torch.no_grad()
     def __call__(self, mix: Tensor) -> Tensor:

@@ -28,6 +28,7 @@ class Scoring:
     permutation, and only the first ``n_scored`` sources (None: all)."""
     fixed_order: bool = False
     n_scored: int | None = None
+    stems: tuple[str, ...] = ()  # named stems (music): scored per stem, BSS Eval v4 style
 
 
 def find_audio(folder: Path, name: str) -> Path:
@@ -37,20 +38,21 @@ def find_audio(folder: Path, name: str) -> Path:
     raise AudioError(f"{folder / name}.wav: no such file")
 
 
-def read_mono(path: Path, rate: int | None = None, length: int | None = None) -> tuple[np.ndarray, int]:
-    """One mono file, optionally resampled to ``rate`` and fitted to ``length`` samples (a
-    mismatch above LENGTH_TOLERANCE_S is an error). -> ((N,) float32, rate)."""
+def read_mono(path: Path, rate: int | None = None, length: int | None = None,
+              channels: int = 1) -> tuple[np.ndarray, int]:
+    """One file of ``channels`` channels (mono by default), optionally resampled to ``rate`` and
+    fitted to ``length`` samples (a mismatch above LENGTH_TOLERANCE_S is an error).
+    -> ((N,) float32 for mono, else (C, N); rate)."""
     x, sr = read_audio(path)
-    if x.shape[0] != 1:
-        raise AudioError(f"{path}: {x.shape[0]} channels, expected mono")
+    if x.shape[0] != channels:
+        raise AudioError(f"{path}: {x.shape[0]} channels, expected {'mono' if channels == 1 else channels}")
     if rate is not None and sr != rate:
         x, sr = resample(x, sr, rate), rate
-    x = x[0]
-    if length is not None and x.shape[0] != length:
-        if abs(x.shape[0] - length) > LENGTH_TOLERANCE_S * sr:
-            raise AudioError(f"{path}: {x.shape[0]} samples where the reference has {length}")
+    if length is not None and x.shape[-1] != length:
+        if abs(x.shape[-1] - length) > LENGTH_TOLERANCE_S * sr:
+            raise AudioError(f"{path}: {x.shape[-1]} samples where the reference has {length}")
         x = fit_length(x, length)
-    return x, sr
+    return (x[0] if channels == 1 else x), sr
 
 
 def reference_names(ref_dir: Path) -> tuple[list[str], int]:
@@ -107,7 +109,7 @@ def dataset_scoring(items, separator) -> Scoring:
     sources (the speech) are scored."""
     derived = any(item.noise_from_mix for item in items)
     return Scoring(fixed_order=separator.fixed_order or derived,
-                   n_scored=separator.n_src - 1 if derived else None)
+                   n_scored=separator.n_src - 1 if derived else None, stems=tuple(getattr(separator, "stems", ())))
 
 
 def model_utterances(separator, items, separate: Callable) -> Iterator[Utterance]:
@@ -118,8 +120,9 @@ def model_utterances(separator, items, separate: Callable) -> Iterator[Utterance
     cuda = separator.device.type == "cuda"
 
     def load(item):
-        mix, sr = read_mono(item.mix)
-        refs = [read_mono(p, sr, len(mix))[0] for p in item.sources]
+        C = getattr(separator, "channels", 1)
+        mix, sr = read_mono(item.mix, channels=C)
+        refs = [read_mono(p, sr, mix.shape[-1], channels=C)[0] for p in item.sources]
         if item.noise_from_mix:
             refs.append(mix - np.sum(refs, axis=0))
         if len(refs) != separator.n_src:
@@ -131,8 +134,8 @@ def model_utterances(separator, items, separate: Callable) -> Iterator[Utterance
         if cuda:
             torch.cuda.synchronize()
         runtime = time.perf_counter() - t0
-        extra = {"runtime_s": runtime, "duration_s": len(mix) / sr,
-                 "rtf": runtime / (len(mix) / sr), "nfe": separator.nfe}
+        extra = {"runtime_s": runtime, "duration_s": mix.shape[-1] / sr,
+                 "rtf": runtime / (mix.shape[-1] / sr), "nfe": separator.nfe}
         return est, np.stack(refs), mix, sr, extra
 
     for item in items:

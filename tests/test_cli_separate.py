@@ -240,3 +240,32 @@ def test_warm_start_from_the_command_line(tmp_path, tiny_checkpoint, capsys):
     assert sf.info(out / "s2" / "x.wav").frames == 6000
     with pytest.raises(SystemExit):
         main([str(tmp_path / "x.wav"), "-o", str(out), "--model", "m.pt", "--t-start", "0"])
+
+
+def _music_checkpoint(path):
+    from diffsep.checkpoint import save_checkpoint
+    from diffsep.demucs import Demucs
+
+    torch.manual_seed(0)
+    model = Demucs(n_src=4, audio_channels=2, channels=4, depth=2, lstm_layers=1)
+    save_checkpoint(path, model, config={"data": {"kind": "musdb", "sample_rate": 8000},
+                                         "loss": {"fixed_order": True}})
+    return path
+
+
+def test_music_model_writes_stereo_stems_named_by_stem(tmp_path):
+    ckpt = _music_checkpoint(tmp_path / "demucs.pt")
+    (tmp_path / "in").mkdir()
+    sf.write(tmp_path / "in" / "song.wav", np.stack([voice(6000), voice(6000, seed=2)], 1), 8000)
+    sf.write(tmp_path / "in" / "mono.wav", voice(5000), 8000)
+    sf.write(tmp_path / "in" / "surround.wav", np.stack([voice(4000)] * 3, 1), 8000)
+    out = tmp_path / "out"
+    rc = main([str(tmp_path / "in"), "-o", str(out), "--model", str(ckpt), "--quiet", "--device", "cpu",
+               "--chunk-seconds", "0.5", "--overlap-seconds", "0.1"])
+    assert rc == 1  # the 3-channel file fails alone
+    assert sorted(p.name for p in out.iterdir()) == ["bass", "drums", "other", "vocals"]
+    for stem in ("drums", "vocals"):
+        x, sr = sf.read(out / stem / "song.wav")
+        assert sr == 8000 and x.shape == (6000, 2)
+        assert sf.read(out / stem / "mono.wav")[0].shape == (5000, 2)  # mono input on both channels
+    assert not (out / "drums" / "surround.wav").exists()

@@ -16,8 +16,8 @@ import time
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="checkpoint (default: a random network of --nf)")
-    p.add_argument("--kind", choices=("diffsep", "convtasnet"), default="diffsep",  # families with a paper size
-                   help="family of the random network (without --model)")
+    p.add_argument("--kind", choices=("diffsep", "convtasnet", "demucs"), default="diffsep",  # families with a paper size
+                   help="family of the random network (without --model; demucs: 4 stereo stems at 44.1 kHz)")
     p.add_argument("--nf", type=int, default=64, help="width of the random DiffSep network")
     p.add_argument("--lengths", type=float, nargs="+", default=[10.0, 60.0, 600.0],
                    help="input lengths in seconds")
@@ -52,11 +52,11 @@ def _one(args, seconds: float, queue) -> None:
     device = torch.device(args.device)
     rate = sep.sample_rate
     chunk, overlap = chunk_samples(args.chunk_seconds, args.overlap_seconds, rate)
-    separate(sep, [torch.randn(rate // 2)])  # warm-up on a short input
+    separate(sep, [torch.randn(sep.channels, rate // 2)])  # warm-up on a short input
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     base = _peak_mb(device) if device.type == "cuda" else _rss_mb()
-    mix = torch.randn(int(seconds * rate), generator=torch.Generator().manual_seed(0))
+    mix = torch.randn(sep.channels, int(seconds * rate), generator=torch.Generator().manual_seed(0))
     _sync(device)
     t0 = time.perf_counter()
     separate(sep, [mix], chunk=chunk, overlap=overlap, batch_size=args.batch_size)
@@ -77,6 +77,8 @@ def _rss_mb() -> float:
 def run(args) -> int:
     ctx = mp.get_context("spawn")
     random = f"random {args.kind}" + (f" nf={args.nf}" if args.kind == "diffsep" else " (paper size)")
+    if args.model is None and args.kind == "demucs":
+        random += ", 4 stereo stems, 44.1 kHz"
     print(f"separate bench: model={args.model or random} sampler={args.sampler or 'model'} "
           f"steps={args.steps or 'model'} chunk={args.chunk_seconds:g}s overlap={args.overlap_seconds:g}s "
           f"batch={args.batch_size} device={args.device}")

@@ -62,9 +62,12 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                    help="use the raw weights instead of the EMA weights")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler noise")
     p.add_argument("--warm-start", metavar="CKPT",
-                   help="start the diffusion from this discriminative model's estimate (Conv-TasNet)")
-    p.add_argument("--t-start", type=positive_float, default=0.5,
-                   help="with --warm-start: the time the reverse process starts at (0 < t <= T)")
+                   help="start the diffusion from this discriminative model's estimate (Conv-TasNet "
+                        "checkpoint or bundled name; 'none': from the prior, also for a bundled model "
+                        "that has a partner)")
+    p.add_argument("--t-start", type=positive_float,
+                   help="with a warm start: the time the reverse process starts at (0 < t <= T; "
+                        "default: the bundled model's, else 0.5)")
 
 
 def check_model_args(parser: argparse.ArgumentParser, args) -> None:
@@ -79,17 +82,27 @@ def check_model_args(parser: argparse.ArgumentParser, args) -> None:
 def sampler_overrides(args) -> dict:
     pairs = (("kind", args.sampler), ("steps", args.steps), ("snr", args.snr),
              ("corrector_steps", args.corrector_steps), ("solver", args.solver),
-             ("t_start", args.t_start if args.warm_start else None))
+             ("t_start", args.t_start))
     return {k: v for k, v in pairs if v is not None}
+
+
+def warm_start_arg(args):
+    """--warm-start as load_separator takes it: None (the model's own choice), False or a name."""
+    if args.warm_start is None:
+        return None
+    return False if args.warm_start.lower() == "none" else args.warm_start
 
 
 def load_separator(args):
     """The separator named by --model and the sampler options. Raises CheckpointError."""
     from ..inference import load_separator as load
 
-    return load(args.model, ema=not args.raw_weights, device=args.device,
-                sampler=sampler_overrides(args), rescale=args.rescale, seed=args.seed,
-                warm_start=args.warm_start)
+    sep = load(args.model, ema=not args.raw_weights, device=args.device,
+               sampler=sampler_overrides(args), rescale=args.rescale, seed=args.seed,
+               warm_start=warm_start_arg(args))
+    if args.t_start is not None and "warm_start" not in sep.info:
+        raise ValueError("--t-start needs a warm start (--warm-start CKPT, or a bundled model that has one)")
+    return sep
 
 
 def chunking(args) -> dict:

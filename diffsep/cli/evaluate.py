@@ -67,6 +67,8 @@ def save_example(out: Path, name: str, est, ref, mix, rate: int) -> None:
     if mix is not None:
         files.append((folder / "mix.wav", mix))
     write_audio_group(files, rate)
+    if ref.ndim == 3:  # stereo stems: the figure shows the channels' mean
+        mix, ref, est = (None if mix is None else mix.mean(0)), ref.mean(1), est.mean(1)
     example_figure(out / "examples" / f"{name}.png", mix, ref, est, rate, title=name)
 
 
@@ -90,9 +92,10 @@ def utterances_and_info(args):
     if args.data_root is None:
         raise LayoutError("mode (a) needs --data-root")
     separator = load_separator(args)
+    stems = {"stems": separator.stems} if separator.stems else {}
     items = build_items(args.dataset, args.data_root, args.split, n_src=separator.n_src,
                         sample_rate=args.data_rate or separator.sample_rate, mode=args.data_mode,
-                        mixture=args.mixture)
+                        mixture=args.mixture, **stems)
     kw = chunking(args)
     separate = lambda sep, mix, rate: separate_signal(sep, mix, rate, **kw)  # noqa: E731
     info = {"mode": "model", "model": args.model, "dataset": args.dataset, "split": args.split,
@@ -125,7 +128,7 @@ def main(argv=None) -> int:
     if args.limit:
         utterances = utterances[:args.limit]
     evaluator = Evaluator(args.jobs, scoring.fixed_order, scoring.n_scored,
-                          perceptual=not args.no_perceptual)
+                          perceptual=not args.no_perceptual, stems=scoring.stems)
     failed = []
     bar = tqdm(utterances, desc="evaluate", unit="utt", disable=args.quiet)
     for i, (name, load) in enumerate(bar):

@@ -1,10 +1,14 @@
-"""python separate.py INPUT... -o OUTDIR --model MODEL [options]
+"""python separate.py INPUT... -o OUTDIR [--model MODEL] [options]
+   python separate.py --demo -o OUTDIR        (the bundled demo mixture: outputs, figure, scores)
+   python separate.py --list-models           (the bundled models and their measured numbers)
 
 Separate audio files into OUTDIR/s1/NAME.wav ... OUTDIR/sK/NAME.wav (the wsj0-mix layout, so the
-outputs can be scored with ``python -m diffsep.evaluate --est-dir OUTDIR --ref-dir REFS``).
+outputs can be scored with ``python -m diffsep.evaluate --est-dir OUTDIR --ref-dir REFS``); a music
+model writes OUTDIR/STEM/NAME.wav (drums, bass, ...) with the model's channels (stereo).
 INPUT is a file, a folder (--recursive to descend) or a glob pattern. Any sample rate: inputs are
-resampled to the model's rate and the outputs written back at the input's rate. MODEL is one of
-our checkpoints, a reference DiffSep checkpoint, or hf://owner/repo[/file] (e.g. hf://fakufaku/diffsep).
+resampled to the model's rate and the outputs written back at the input's rate. MODEL is a bundled
+model's name (default: the bundled default, with the settings of its model card), one of our
+checkpoints, a reference DiffSep checkpoint, or hf://owner/repo[/file] (e.g. hf://fakufaku/diffsep).
 A bad file is reported with its reason and skipped; the exit status is 1 if any file failed.
 """
 from __future__ import annotations
@@ -66,33 +70,43 @@ def name_clashes(jobs: list[Job]) -> list[str]:
             for group in by_name.values() if len(group) > 1]
 
 
-def output_paths(outdir: Path, name: str, n_src: int, ext: str) -> list[Path]:
-    return [outdir / f"s{k + 1}" / f"{name}{ext}" for k in range(n_src)]
+def output_paths(outdir: Path, name: str, folders: list[str], ext: str) -> list[Path]:
+    """OUTDIR/FOLDER/NAME.ext for each source's folder (s1 ... sK, or stem names)."""
+    return [outdir / folder / f"{name}{ext}" for folder in folders]
 
 
-def load_mixture(path: Path, downmix: bool) -> tuple[np.ndarray, int]:
-    """Read one input as mono. -> (mix (N,) float32, sample rate).
+def load_mixture(path: Path, downmix: bool, channels: int = 1) -> tuple[np.ndarray, int]:
+    """Read one input for a model of ``channels`` channels. -> (mix (N,) for mono models or
+    (C, N), float32; sample rate). A mono file given to a stereo model is played on both channels.
     Raises AudioError naming the file for every unusable input."""
     from ..audio import AudioError, read_audio
 
     x, sr = read_audio(path, allow_silent=False)
-    if x.shape[0] > 1:
-        if not downmix:
-            raise AudioError(f"{path}: {x.shape[0]} channels; separation needs mono input "
-                             f"(pass --downmix to average the channels)")
-        x = x.mean(0, keepdims=True)
+    if x.shape[0] != channels:
+        if x.shape[0] == 1:
+            x = np.repeat(x, channels, axis=0)
+        elif channels == 1 and downmix:
+            x = x.mean(0, keepdims=True)
+        else:
+            need = "mono" if channels == 1 else f"{channels} channels"
+            raise AudioError(f"{path}: {x.shape[0]} channels; the model separates {need}"
+                             + (" (pass --downmix to average the channels)" if channels == 1 else ""))
     if x.shape[1] < MIN_SECONDS * sr:
         raise AudioError(f"{path}: too short ({x.shape[1]} samples = {x.shape[1] / sr:.4f} s; "
                          f"at least {MIN_SECONDS} s needed)")
-    return x[0], sr
+    return (x[0] if channels == 1 else x), sr
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="separate.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("inputs", nargs="+", help="audio files, folders or glob patterns")
-    p.add_argument("-o", "--outdir", required=True, type=Path, help="output folder")
-    p.add_argument("--model", required=True, help="checkpoint path or hf://owner/repo[/file]")
+    p.add_argument("inputs", nargs="*", help="audio files, folders or glob patterns")
+    p.add_argument("-o", "--outdir", type=Path, help="output folder")
+    p.add_argument("--model", help="bundled model name (default: the bundled default; see "
+                   "--list-models), checkpoint path or hf://owner/repo[/file]")
+    p.add_argument("--list-models", action="store_true", help="list the bundled models and exit")
+    p.add_argument("--demo", action="store_true",
+                   help="separate the bundled demo mixture into OUTDIR, with a figure and scores")
     p.add_argument("--recursive", action="store_true", help="descend into sub-folders")
     add_model_args(p)
     p.add_argument("--output-rate", choices=("input", "model"), default="input",
@@ -104,12 +118,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def models_table() -> str:
+    """The bundled models, one line each, with their measured numbers."""
+    from ..pretrained import bundled_models, default_model_name
+
+    lines = []
+    for m in bundled_models().values():
+        extra = f", warm start from {m.warm_start}" if m.warm_start else ""
+        scores = ", ".join(f"{k} {v:g}" for k, v in m.scores.items())
+        mark = " (default)" if m.name == default_model_name() else ""
+        lines.append(f"{m.name}{mark}: {m.summary}{extra}\n    {scores}\n    card: {m.card_path}")
+    return "\n".join(lines)
+
+
 def separate_file(separator, job: Job, outs: list[Path], args) -> None:
     """Separate one file and write its K outputs ``outs`` together, atomically."""
     from ..audio import write_audio_group
     from ..inference import separate_signal
 
-    mix, sr = load_mixture(job.path, args.downmix)
+    mix, sr = load_mixture(job.path, args.downmix, separator.channels)
     out_rate = sr if args.output_rate == "input" else separator.sample_rate
     est = separate_signal(separator, mix, sr, out_rate=out_rate, **chunking(args))
     write_audio_group(list(zip(outs, est)), out_rate)
@@ -118,7 +145,23 @@ def separate_file(separator, job: Job, outs: list[Path], args) -> None:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.list_models:
+        print(models_table())
+        return 0
+    if args.outdir is None:
+        parser.error("the following arguments are required: -o/--outdir")
+    if bool(args.inputs) == args.demo:
+        parser.error("give the audio to separate (INPUT...) or --demo, not both" if args.demo else
+                     "the following arguments are required: inputs (or --demo)")
+    if args.model is None:
+        from ..pretrained import default_model_name
+
+        args.model = default_model_name()
     check_model_args(parser, args)
+    if args.demo:
+        from .demo import run_demo
+
+        return run_demo(args)
     from tqdm import tqdm
 
     from ..audio import AudioError
@@ -145,7 +188,7 @@ def main(argv=None) -> int:
     failed, done, skipped = [], 0, 0
     bar = tqdm(jobs, desc="separate", unit="file", disable=args.quiet)
     for job in bar:
-        outs = output_paths(args.outdir, job.name, separator.n_src, f".{args.format}")
+        outs = output_paths(args.outdir, job.name, separator.source_names, f".{args.format}")
         if not args.overwrite and all(o.is_file() for o in outs):
             skipped += 1
             continue
