@@ -10,10 +10,20 @@ from diffsep.score_model import ScoreModel
 CONFIGS = Path(__file__).parents[1] / "configs"
 
 
-@pytest.mark.parametrize("name", ["default", "wsj0_2mix", "wsj0_3mix", "libri2mix", "vbdemand", "tiny"])
-def test_shipped_configs_load(name):
+@pytest.mark.parametrize("name", sorted(p.stem for p in CONFIGS.glob("*.yaml")))
+def test_shipped_configs_load_and_build_their_network(name):
+    from diffsep.build import build_family
+
     cfg = load_config(CONFIGS / f"{name}.yaml")
     assert cfg.sde.gamma == 2.0 and cfg.loss.t_eps == 0.03
+    assert build_family(cfg).kind == cfg.model.kind
+
+
+@pytest.mark.parametrize("name", ["demucs_musdb", "demucs_tiny", "convtasnet_musdb", "diffsep_musdb"])
+def test_music_configs_are_stereo_four_stems_in_a_fixed_order(name):
+    cfg = load_config(CONFIGS / f"{name}.yaml")
+    assert (cfg.model.n_src, cfg.model.audio_channels, cfg.data.kind) == (4, 2, "musdb")
+    assert cfg.loss.fixed_order and cfg.data.remix and cfg.data.channel_swap and cfg.data.sign_flip
 
 
 def test_paper_settings_and_enhancement_settings():
