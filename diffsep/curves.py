@@ -43,7 +43,7 @@ def curves_figure(path: Path, runs: dict[str, dict], title: str = "") -> None:
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from .atomic import atomic_path
+    from .figures import save_png
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, curves in runs.items():
@@ -55,12 +55,7 @@ def curves_figure(path: Path, runs: dict[str, dict], title: str = "") -> None:
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=90, format="png")
-    finally:
-        plt.close(fig)
+    save_png(fig, path, dpi=90)
 
 
 def main(argv=None) -> int:

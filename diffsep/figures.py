@@ -45,11 +45,18 @@ def example_figure(path: Path, mix: np.ndarray | None, refs: np.ndarray, ests: n
         ax.set_xlabel("s")
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    save_png(fig, path, dpi=80)
+
+
+def save_png(fig, path: Path, dpi: int = 80) -> None:
+    """Lay out, write atomically as PNG, and close a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
     from .atomic import atomic_path
 
     try:
+        fig.tight_layout()
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=80, format="png")
+            fig.savefig(tmp, dpi=dpi, format="png")
     finally:
         plt.close(fig)
