@@ -62,18 +62,23 @@ def signal_metrics(est: np.ndarray, ref: np.ndarray, mix: np.ndarray | None,
 def stem_metrics(est: np.ndarray, ref: np.ndarray, mix: np.ndarray | None, sample_rate: int,
                  stems) -> dict:
     """Music, in the stems' fixed order: per stem the BSS Eval v4 SDR (median over 1 s frames,
-    see :mod:`diffsep.bsseval`) and the SI-SDR of all channels together; ``sdr`` / ``si_sdr``
-    are their means over stems, ``si_sdri`` the gain of SI-SDR over the mixture.
+    see :mod:`diffsep.bsseval`), its improvement over the mixture taken as the stem's estimate
+    (``sdri_``), and the SI-SDR of all channels together; ``sdr`` / ``sdri`` / ``si_sdr`` are
+    means over stems and ``si_sdri`` the gain of SI-SDR over the mixture.
     est, ref (K, C, N); mix (C, N) or None."""
     from .bsseval import stem_sdrs
 
     e, r = torch.from_numpy(est).double().flatten(1), torch.from_numpy(ref).double().flatten(1)
-    si = si_sdr(e, r).numpy()
+    si, sdr_k = si_sdr(e, r).numpy(), stem_sdrs(est, ref, sample_rate)
     out = {}
-    for name, v_sdr, v_si in zip(stems, stem_sdrs(est, ref, sample_rate), si):
+    for name, v_sdr, v_si in zip(stems, sdr_k, si):
         out[f"sdr_{name}"], out[f"si_sdr_{name}"] = float(v_sdr), float(v_si)
-    out["sdr"], out["si_sdr"] = float(np.nanmean(stem_sdrs(est, ref, sample_rate))), float(si.mean())
+    out["sdr"], out["si_sdr"] = float(np.nanmean(sdr_k)), float(si.mean())
     if mix is not None:
+        sdr_mix = stem_sdrs(np.broadcast_to(mix, est.shape), ref, sample_rate)
+        for name, a, b in zip(stems, sdr_k, sdr_mix):
+            out[f"sdri_{name}"] = float(a - b)
+        out["sdri"] = float(np.nanmean(sdr_k - sdr_mix))
         m = torch.from_numpy(mix).double().flatten()[None].expand_as(r)
         out["si_sdri"] = out["si_sdr"] - si_sdr(m, r).mean().item()
     return out
@@ -164,7 +169,7 @@ class Evaluator:
         left out of that metric's mean, with the reason."""
         self.close()
         out = {}
-        per_stem = [f"{m}_{s}" for s in self.stems for m in ("sdr", "si_sdr")]
+        per_stem = ["sdri"] + [f"{m}_{s}" for s in self.stems for m in ("sdr", "sdri", "si_sdr")]
         for key in (*METRICS, *per_stem):
             if self.perceptual and key in ("pesq", "estoi", "stoi") or any(key in r for r in self.rows):
                 out[key] = summarize(r.get(key) for r in self.rows)

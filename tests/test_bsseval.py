@@ -49,3 +49,15 @@ def test_stems_and_dataset_medians():
 def test_shape_mismatch_is_refused():
     with pytest.raises(ValueError, match="differ in shape"):
         framewise_sdr(np.zeros((2, 10)), np.zeros((1, 10)), 5)
+
+
+def test_stem_improvement_over_the_mixture_is_zero_for_the_mixture_and_positive_for_better():
+    from diffsep.evaluation import stem_metrics
+
+    rng = np.random.default_rng(2)
+    ref = rng.standard_normal((2, 2, 800))
+    mix = ref.sum(0)
+    same = stem_metrics(np.stack([mix, mix]), ref, mix, 100, ("a", "b"))
+    assert same["sdri_a"] == pytest.approx(0) and same["sdri"] == pytest.approx(0)
+    better = stem_metrics(ref + 0.1 * rng.standard_normal(ref.shape), ref, mix, 100, ("a", "b"))
+    assert better["sdri_a"] > 10 and better["sdri_b"] > 10 and better["si_sdri"] > 10

@@ -148,4 +148,5 @@ def test_music_model_on_a_musdb_split_is_scored_per_stem(tmp_path):
     rows = list(csv.DictReader((out / "results.csv").open()))
     stems_mean = np.mean([float(rows[0][f"sdr_{s}"]) for s in ("drums", "bass", "other", "vocals")])
     assert float(rows[0]["sdr"]) == pytest.approx(stems_mean, abs=1e-4)
+    assert all(summary[f"sdri_{s}"]["count"] == 2 for s in ("drums", "vocals"))
     assert (out / "examples" / "track000.png").is_file()
