@@ -19,7 +19,8 @@ from .checkpoint import FORMAT, CheckpointError, atomic_save, is_ours, safe_load
 
 def exported(ckpt: dict, *, ema: bool = True, fp16: bool = False, note: str | None = None) -> dict:
     """An inference-only checkpoint of our format from a full one. Floating-point tensors are
-    stored as float16 when ``fp16``; integer buffers keep their type."""
+    stored as float16 when ``fp16``; integer buffers keep their type. The data folders of the
+    training machine (``data.root``, ``data.monitor_root``) are cleared."""
     if not is_ours(ckpt):
         raise CheckpointError("only diffsep checkpoints can be exported (convert reference ones by "
                               "loading them with diffsep.load_trained first)")
@@ -29,8 +30,11 @@ def exported(ckpt: dict, *, ema: bool = True, fp16: bool = False, note: str | No
         t = t.detach().cpu()
         return t.half() if fp16 and t.is_floating_point() else t.clone()
 
+    config = dict(ckpt["config"])
+    if isinstance(config.get("data"), dict):  # where the data lay on the training machine: not shared
+        config["data"] = {**config["data"], **{k: "" for k in ("root", "monitor_root") if k in config["data"]}}
     out = {"format": FORMAT, "model": {k: store(v) for k, v in weights.items()}, "ema": None,
-           "config": ckpt["config"], "step": ckpt.get("step", 0),
+           "config": config, "step": ckpt.get("step", 0),
            "exported": {"weights": "ema" if weights is ckpt.get("ema") else "model",
                         "dtype": "float16" if fp16 else "float32"}}
     if note:

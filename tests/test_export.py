@@ -19,8 +19,10 @@ def test_fp16_export_keeps_the_ema_weights_to_half_precision_and_drops_training_
     full = safe_load(path)
     full["ema"] = {k: v + 0.01 if v.is_floating_point() else v for k, v in full["model"].items()}
     full["optimizer"] = {"state": {}, "param_groups": []}
+    full["config"]["data"]["root"] = "/home/someone/corpus"
     small = exported(full, fp16=True)
     assert "optimizer" not in small and small["ema"] is None and small["exported"]["weights"] == "ema"
+    assert small["config"]["data"]["root"] == "" and small["config"]["data"]["sample_rate"] == 8000
     for k, v in small["model"].items():
         ref = full["ema"][k]
         assert v.dtype == (torch.float16 if ref.is_floating_point() else ref.dtype)
