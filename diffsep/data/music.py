@@ -8,8 +8,10 @@
 - ``sign_flip``: each stem is multiplied by ±1;
 - ``gain_range`` [lo, hi]: each stem is scaled by a factor drawn uniformly in [lo, hi].
 
-The mixture is always the sum of the augmented stems. Draws are a function of (seed, epoch,
-index), as for every dataset of the toolkit, so that runs and resumes repeat exactly.
+The mixture is always the sum of the augmented stems. An epoch has as many items as the tracks
+hold whole segments (a 4-minute track gives 24 items of 10 s), item i belonging to one track.
+Draws are a function of (seed, epoch, index), as for every dataset of the toolkit, so that runs
+and resumes repeat exactly.
 """
 from __future__ import annotations
 
@@ -46,18 +48,20 @@ class MusicTrainSet(torch.utils.data.Dataset):
             self.frames.append(min(lengths))
         if not items:
             raise ValueError("no training tracks")
+        self.track_of = [j for j, n in enumerate(self.frames) for _ in range(max(1, n // segment))]
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.track_of)
 
     def __getitem__(self, i: int) -> dict:
         rng = np.random.default_rng((self.seed, self.epoch, i, 11))
-        K = len(self.items[i].sources)
-        tracks = rng.integers(len(self.items), size=K) if self.remix else np.full(K, i)
-        common = self._offset(i, rng)
+        track = self.track_of[i]
+        K = len(self.items[track].sources)
+        tracks = rng.integers(len(self.items), size=K) if self.remix else np.full(K, track)
+        common = self._offset(track, rng)
         stems = []
         for k, j in enumerate(tracks):
             start = self._offset(int(j), rng) if self.remix else common
