@@ -8,7 +8,6 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from .audio import AudioError
 from .config import Config, ConfigError
 from .families import FAMILIES, Family
 
@@ -63,14 +62,9 @@ def build_datasets(cfg: Config):
 
         if seg is None:
             raise ConfigError("musdb training needs data.segment_seconds > 0")
-        try:
-            train = MusicTrainSet(items, d.sample_rate, seg, cfg.model.audio_channels, seed=cfg.train.seed,
-                                  remix=d.remix, shift_seconds=d.shift_seconds, channel_swap=d.channel_swap,
-                                  sign_flip=d.sign_flip, gain_range=d.gain_range)
-        except AudioError:
-            raise
-        except ValueError as e:
-            raise ConfigError(f"data: {e}") from None
+        train = MusicTrainSet(items, d.sample_rate, seg, cfg.model.audio_channels, seed=cfg.train.seed,
+                              remix=d.remix, shift_seconds=d.shift_seconds, channel_swap=d.channel_swap,
+                              sign_flip=d.sign_flip, gain_range=d.gain_range)
     elif d.dynamic_mixing:
         from .data.dynamic import DynamicMixDataset
 

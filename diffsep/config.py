@@ -255,6 +255,11 @@ def check_values(cfg: Config) -> Config:
             raise ConfigError(f"{key} must be {what}, got {value}")
     if not 0 < cfg.sde.sigma_min < cfg.sde.sigma_max:
         raise ConfigError(f"need 0 < sde.sigma_min < sde.sigma_max, got {cfg.sde.sigma_min}, {cfg.sde.sigma_max}")
+    g = cfg.data.gain_range
+    if g and (len(g) != 2 or not 0 <= g[0] <= g[1]):
+        raise ConfigError(f"data.gain_range must be [lo, hi] with 0 <= lo <= hi, got {list(g)}")
+    if cfg.data.channel_swap and cfg.model.audio_channels != 2:
+        raise ConfigError(f"data.channel_swap needs stereo stems, model.audio_channels is {cfg.model.audio_channels}")
     if cfg.loss.waveform not in ("si_snr", "l1"):
         raise ConfigError(f"loss.waveform must be si_snr or l1, got {cfg.loss.waveform!r}")
     if cfg.loss.waveform == "l1" and not cfg.loss.fixed_order:

@@ -10,6 +10,7 @@ training record of the same or the nearest earlier step.
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import sys
 from pathlib import Path
@@ -30,8 +31,8 @@ def read_curves(run_dir: Path, keys: list[str]) -> dict[str, list[tuple[float, i
     for r in records:
         for k in keys:
             if k in r:
-                earlier = [s for s in steps if s <= r["step"]]
-                seconds = clock[earlier[-1]] if earlier else 0.0
+                i = bisect.bisect_right(steps, r["step"])  # the last training record at or before
+                seconds = clock[steps[i - 1]] if i else 0.0
                 out[k].append((seconds / 60, r["step"], float(r[k])))
     return {k: v for k, v in out.items() if v}
 

@@ -177,6 +177,13 @@ class Evaluator:
                                         if not _finite(r.get(key))}
         return out
 
+    def real_time_factor(self) -> float | None:
+        """Total separation time / total audio duration of the timed utterances (None: none)."""
+        timed = [r for r in self.rows if "runtime_s" in r and "duration_s" in r]
+        if not timed:
+            return None
+        return sum(r["runtime_s"] for r in timed) / sum(r["duration_s"] for r in timed)
+
     def finish(self, out_dir: Path, info: dict | None = None) -> dict:
         """Write results.csv, summary.json (per metric key: mean, median, std, ci95, count; plus
         ``info``, with the overall real-time factor ``rtf`` of timed utterances) and summary.md.
@@ -188,9 +195,9 @@ class Evaluator:
         keys += sorted({k for r in self.rows for k in r} - set(keys))
         write_text_atomic(out_dir / "results.csv", _csv_text(self.rows, keys))
         meta = {**(info or {}), "utterances": len(self.rows)}
-        timed = [r for r in self.rows if "runtime_s" in r and "duration_s" in r]
-        if timed:  # the overall real-time factor: total separation time / total audio duration
-            meta["rtf"] = sum(r["runtime_s"] for r in timed) / sum(r["duration_s"] for r in timed)
+        rtf = self.real_time_factor()
+        if rtf is not None:
+            meta["rtf"] = rtf
         if self.pesq_modes:
             meta["pesq_mode"] = "/".join(sorted(self.pesq_modes))
         write_text_atomic(out_dir / "summary.json", json.dumps({**summary, "info": meta}, indent=2) + "\n")

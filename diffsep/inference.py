@@ -119,9 +119,11 @@ def random_separator(kind: str = "diffsep", *, nf: int = 64, device="cpu", sampl
     """An untrained network of the paper's settings (DiffSep of width ``nf``, Conv-TasNet, or
     Demucs: 4 stereo stems at 44.1 kHz) as a separator: speed does not depend on the weights
     (benchmarks)."""
-    music = {"model": {"n_src": 4, "audio_channels": 2}, "data": {"sample_rate": 44100},
-             "loss": {"fixed_order": True}} if kind == "demucs" else {}
-    cfg = config_from_dict({**music, "model": {"kind": kind, "nf": nf, "init_scale": 1.0, **music.get("model", {})}})
+    d = {"model": {"kind": kind, "nf": nf, "init_scale": 1.0}}
+    if kind == "demucs":
+        d["model"].update(n_src=4, audio_channels=2)
+        d.update(data={"sample_rate": 44100}, loss={"fixed_order": True})
+    cfg = config_from_dict(d)
     torch.manual_seed(seed)
     return make_separator(Trained(cfg, build_model(cfg).eval()), device=device, sampler=sampler)
 
@@ -150,8 +152,7 @@ def separate_signal(separator, mix: np.ndarray, rate: int, *, chunk_seconds: flo
     model_rate, out_rate = separator.sample_rate, out_rate or rate
     x = resample(np.atleast_2d(mix), rate, model_rate)
     chunk, overlap = chunk_samples(chunk_seconds, overlap_seconds, model_rate)
-    est, = separate(separator, [torch.from_numpy(x if mix.ndim == 2 else x[0])], chunk=chunk,
-                    overlap=overlap, batch_size=batch_size)
+    est, = separate(separator, [torch.from_numpy(x)], chunk=chunk, overlap=overlap, batch_size=batch_size)
     est = est.numpy()
     n_out = int(round(mix.shape[-1] * out_rate / rate))
     return resample(est.reshape(-1, est.shape[-1]), model_rate, out_rate, length=n_out).reshape(

@@ -104,6 +104,11 @@ def _loss_at_T(sde: DiffSepSDE, L_score: Tensor, z: Tensor, sources: Tensor, mix
     return per_perm.min(dim=1).values
 
 
+def l1_loss(est: Tensor, sources: Tensor) -> Tensor:
+    """Mean absolute error per item, sources in their order (music stems). (B, ...) -> (B,)."""
+    return (est.reshape(sources.shape) - sources).abs().flatten(1).mean(1)
+
+
 def pit_si_snr_loss(est: Tensor, sources: Tensor) -> Tensor:
     """Negative SI-SNR with utterance-level permutation-invariant training (Conv-TasNet):
     −max over π of the mean SI-SNR of est against π(sources). (B, K, N), (B, K, N) -> (B,)."""

@@ -2,8 +2,9 @@
 chunks whose source order is aligned to the previous chunk, joined by windowed overlap-add.
 
 A *separator* is any callable ``mix (B, C, n) -> estimates (B, K, n)`` (C = 1) or (B, K, C, n)
-on raw-scale audio with attributes ``n_src`` and ``sample_rate`` (and ``fixed_order``): :class:`Separator` wraps any model family's estimate
-(:mod:`diffsep.inference` builds one from a checkpoint); test oracles fit the same slot.
+on raw-scale audio with attributes ``n_src`` and ``sample_rate`` (and ``fixed_order``):
+:class:`Separator` wraps any model family's estimate (:mod:`diffsep.inference` builds one from a
+checkpoint); test oracles fit the same slot.
 :func:`separate` does the chunking, so every separator handles inputs of any length with flat
 working memory.
 """

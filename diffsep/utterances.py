@@ -38,7 +38,7 @@ def find_audio(folder: Path, name: str) -> Path:
     raise AudioError(f"{folder / name}.wav: no such file")
 
 
-def read_mono(path: Path, rate: int | None = None, length: int | None = None,
+def read_signal(path: Path, rate: int | None = None, length: int | None = None,
               channels: int = 1) -> tuple[np.ndarray, int]:
     """One file of ``channels`` channels (mono by default), optionally resampled to ``rate`` and
     fitted to ``length`` samples (a mismatch above LENGTH_TOLERANCE_S is an error).
@@ -91,12 +91,12 @@ def folder_utterances(est_dir: Path, ref_dir: Path, mix_dir: Path | None = None)
     def load(name: str):
         refs, rate = [], None
         for k in range(K):
-            r, rate = read_mono(find_audio(ref_dir / f"s{k + 1}", name), rate,
+            r, rate = read_signal(find_audio(ref_dir / f"s{k + 1}", name), rate,
                                 len(refs[0]) if refs else None)
             refs.append(r)
         n = len(refs[0])
-        ests = [read_mono(find_audio(est_dir / f"s{k + 1}", name), rate, n)[0] for k in range(K)]
-        mix = read_mono(find_audio(mix_dir, name), rate, n)[0] if mix_dir is not None else None
+        ests = [read_signal(find_audio(est_dir / f"s{k + 1}", name), rate, n)[0] for k in range(K)]
+        mix = read_signal(find_audio(mix_dir, name), rate, n)[0] if mix_dir is not None else None
         return np.stack(ests), np.stack(refs), mix, rate, {}
 
     for name in names:
@@ -121,8 +121,8 @@ def model_utterances(separator, items, separate: Callable) -> Iterator[Utterance
 
     def load(item):
         C = getattr(separator, "channels", 1)
-        mix, sr = read_mono(item.mix, channels=C)
-        refs = [read_mono(p, sr, mix.shape[-1], channels=C)[0] for p in item.sources]
+        mix, sr = read_signal(item.mix, channels=C)
+        refs = [read_signal(p, sr, mix.shape[-1], channels=C)[0] for p in item.sources]
         if item.noise_from_mix:
             refs.append(mix - np.sum(refs, axis=0))
         if len(refs) != separator.n_src:

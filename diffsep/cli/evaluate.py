@@ -14,7 +14,6 @@ the exit status is then 1.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from dataclasses import replace
@@ -144,7 +143,7 @@ def main(argv=None) -> int:
                 failed=len(failed))
     summary = evaluator.finish(args.out, info)
     print(markdown_table(summary), end="")
-    rtf = json.loads((args.out / "summary.json").read_text())["info"].get("rtf")
+    rtf = evaluator.real_time_factor()
     print(f"{len(evaluator.rows)} utterance(s) scored, {len(failed)} failed"
           + (f", real-time factor {rtf:.3f}" if rtf is not None else "") + f"; results in {args.out}",
           file=sys.stderr)

@@ -8,7 +8,7 @@ from dataclasses import asdict
 from torch import Tensor, nn
 
 from ..convtasnet import ConvTasNet
-from ..loss import pit_si_snr_loss
+from ..loss import l1_loss, pit_si_snr_loss
 from ..metrics import si_sdr
 from .base import Family
 
@@ -27,7 +27,7 @@ class ConvTasNetFamily(Family):
         scored as one signal."""
         est = net(mix).float()
         if self.cfg.loss.waveform == "l1":
-            return (est - sources).abs().flatten(1).mean(1)
+            return l1_loss(est, sources)
         est, sources = est.flatten(2), sources.flatten(2)
         if self.cfg.loss.fixed_order:
             return -si_sdr(est, sources).mean(-1)

@@ -7,6 +7,7 @@ from dataclasses import asdict
 from torch import Tensor, nn
 
 from ..demucs import Demucs
+from ..loss import l1_loss
 from .base import Family
 
 
@@ -21,8 +22,7 @@ class DemucsFamily(Family):
 
     def loss(self, net: nn.Module, mix: Tensor, sources: Tensor, draws=None) -> Tensor:
         """mix (B, C, N), sources (B, K, N) or (B, K, C, N) -> mean absolute error per item (B,)."""
-        est = net(mix).float().reshape(sources.shape)
-        return (est - sources).abs().flatten(1).mean(1)
+        return l1_loss(net(mix).float(), sources)
 
     def estimate(self, model: nn.Module, mix: Tensor, generator=None) -> Tensor:
         """mix (B, C, N) -> (B, K, C, N); (B, K, N) for mono, as every speech model."""
