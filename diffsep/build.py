@@ -56,6 +56,9 @@ def build_datasets(cfg: Config):
     if music_options and d.kind != "musdb":
         raise ConfigError("data.remix, shift_seconds, channel_swap, sign_flip and gain_range are "
                           "augmentations of the musdb layout")
+    if (d.speed_perturb or d.eq_db or d.dm_speaker_weights) and not d.dynamic_mixing:
+        raise ConfigError("data.speed_perturb, eq_db and dm_speaker_weights are augmentations of "
+                          "dynamic mixing: set data.dynamic_mixing=true")
     items = build_items(d.kind, d.root, d.train_split, **kw)
     if d.kind == "musdb":
         from .data.music import MusicTrainSet
@@ -74,7 +77,8 @@ def build_datasets(cfg: Config):
         if any(f <= 0 for f in d.speed_perturb):
             raise ConfigError(f"data.speed_perturb factors must be > 0, got {d.speed_perturb}")
         train = DynamicMixDataset(items, d.kind, cfg.model.n_src, d.sample_rate, seg, seed=cfg.train.seed,
-                                  level_db=d.dm_level_db, speeds=d.speed_perturb)
+                                  level_db=d.dm_level_db, speeds=d.speed_perturb,
+                                  speaker_weights=d.dm_speaker_weights, eq_db=d.eq_db)
     else:
         train = SeparationDataset(items, d.sample_rate, segment=seg, random_crop=True, seed=cfg.train.seed,
                                   min_samples=int(d.min_seconds * d.sample_rate), pad_to_segment=True,

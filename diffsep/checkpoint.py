@@ -200,7 +200,8 @@ def resume_checkpoint(t: TrainConfig, run_dir: Path, map_location="cpu") -> tupl
                           f"start over with train.resume=never")
 
 
-def check_resumable(ckpt: dict, cfg: Config, where, sections=("model",)) -> None:
+def check_resumable(ckpt: dict, cfg: Config, where, sections=("model",),
+                    hint="use the same model settings, another train.run_dir, or train.resume=never") -> None:
     """Refuse, in one sentence, a checkpoint of another model than the configured one (compared
     on the config ``sections`` that define the network, see ``Family.config_sections``)."""
     have = ckpt.get("config") or {}
@@ -209,7 +210,19 @@ def check_resumable(ckpt: dict, cfg: Config, where, sections=("model",)) -> None
             for k, v in want[s].items() if (have.get(s) or {}).get(k, v) != v]
     if diff:
         raise CheckpointError(f"{where}: written by a different model ({'; '.join(diff[:3])}); "
-                              f"use the same model settings, another train.run_dir, or train.resume=never")
+                              f"{hint}")
+
+
+def initial_weights(path, cfg: Config, sections=("model",)) -> dict:
+    """The weights a new run starts from (``train.init_from``): the checkpoint's EMA weights if it
+    has them (training checkpoints), else its model weights (exported ones, maybe fp16), as
+    float32, after checking that the checkpoint was written by the configured network."""
+    ckpt = safe_load(path)
+    if not is_ours(ckpt):
+        raise CheckpointError(f"{path}: train.init_from needs a diffsep checkpoint")
+    check_resumable(ckpt, cfg, path, sections, hint="train.init_from needs the same model settings")
+    weights = ckpt.get("ema") or ckpt["model"]
+    return {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
 
 
 def remove_stale_temporaries(run_dir: Path) -> list[Path]:

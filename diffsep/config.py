@@ -99,6 +99,8 @@ class DataConfig:
     dynamic_mixing: bool = False  # training items are fresh mixtures of K speakers' utterances (data/dynamic.py)
     dm_level_db: float = 5.0  # dynamic mixing: sources' levels differ by up to this many dB (wsj0-2mix: 5)
     speed_perturb: list[float] = field(default_factory=list)  # dynamic mixing: per-source speed factors to draw from, e.g. [0.9, 1.0, 1.1]
+    dm_speaker_weights: dict[str, float] = field(default_factory=dict)  # dynamic mixing: {glob of speaker ids: weight} of drawing them (first match; others 1), e.g. {"esp-*": 0.3}
+    eq_db: float = 0.0  # dynamic mixing: each source through a random smooth EQ of up to ±eq_db dB (0: off)
     monitor_splits: list[str] = field(default_factory=list)  # more splits separated at every validation (SI-SDRi logged as val_<split>_si_sdri), e.g. [tt]: unseen speakers
     monitor_root: str = ""  # root of the monitor splits (empty: data.root), same layout and kind
     monitor_seconds: float = 4.0  # monitor items are the first N seconds of each mixture
@@ -135,6 +137,7 @@ class TrainConfig:
     val_sep_items: int = 4  # cv items separated with the sampler for SI-SDR
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     resume: str = "auto"  # auto (RUN_DIR/last.pt if present) | never | PATH
+    init_from: str = ""  # a new run starts from this checkpoint's weights (EMA if it has them; fine-tuning); ignored when resuming
 
 
 @dataclass
@@ -232,7 +235,7 @@ _AT_LEAST_1 = ("model.n_src", "model.audio_channels", "demucs.channels", "demucs
 _AT_LEAST_0 = ("model.dropout", "sampler.corrector_steps", "sampler.snr", "data.min_seconds",
                "data.num_workers", "optim.weight_decay", "optim.grad_clip", "train.max_steps",
                "train.val_every", "train.val_every_epochs", "train.keep_last", "train.val_sep_items",
-               "optim.lr_patience", "optim.warmup_steps", "optim.lr_min", "data.dm_level_db", "data.shift_seconds",
+               "optim.lr_patience", "optim.warmup_steps", "optim.lr_min", "data.dm_level_db", "data.shift_seconds", "data.eq_db",
                "demucs.lstm_layers", "demucs.rescale")
 _POSITIVE = ("optim.lr", "optim.lr_factor", "sde.gamma", "sde.T", "demucs.growth")
 _UNIT = ("loss.p_T", "optim.ema_decay")
@@ -260,6 +263,9 @@ def check_values(cfg: Config) -> Config:
         raise ConfigError(f"data.gain_range must be [lo, hi] with 0 <= lo <= hi, got {list(g)}")
     if cfg.data.channel_swap and cfg.model.audio_channels != 2:
         raise ConfigError(f"data.channel_swap needs stereo stems, model.audio_channels is {cfg.model.audio_channels}")
+    bad = {k: w for k, w in cfg.data.dm_speaker_weights.items() if not w >= 0}
+    if bad:
+        raise ConfigError(f"data.dm_speaker_weights must be >= 0, got {bad}")
     if cfg.loss.waveform not in ("si_snr", "l1"):
         raise ConfigError(f"loss.waveform must be si_snr or l1, got {cfg.loss.waveform!r}")
     if cfg.loss.waveform == "l1" and not cfg.loss.fixed_order:

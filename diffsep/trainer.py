@@ -23,8 +23,8 @@ import torch
 from . import distributed
 from .build import (amp_dtype, build_datasets, build_ema, build_family, build_monitor_sets, build_optimizer,
                     build_scaler, build_scheduler)
-from .checkpoint import (Progress, atomic_save, check_resumable, remove_stale_temporaries,
-                         restore_training_state, resume_checkpoint, training_state)
+from .checkpoint import (Progress, atomic_save, check_resumable, initial_weights, load_weights,
+                         remove_stale_temporaries, restore_training_state, resume_checkpoint, training_state)
 from .config import Config, TrainConfig, to_dict, to_yaml
 from .data import collate
 from .data.batch_order import GlobalBatchOrder
@@ -177,6 +177,8 @@ class Trainer:
             remove_stale_temporaries(self.run_dir)
         found = resume_checkpoint(self.cfg.train, self.run_dir, map_location=self.device)
         if found is None:
+            if self.cfg.train.init_from:
+                self._init_from(self.cfg.train.init_from)
             return
         path, ckpt = found
         check_resumable(ckpt, self.cfg, path, self.family.config_sections)
@@ -184,6 +186,13 @@ class Trainer:
             ckpt[key] = self.family.upgrade_weights(self.model, ckpt[key])
         restore_training_state(self, ckpt, path)
         self.log.trim(self.progress.step)
+
+    def _init_from(self, path: str) -> None:
+        """A new run from another run's (or an exported model's) weights: model and EMA both."""
+        weights = initial_weights(path, self.cfg, self.family.config_sections)
+        weights = self.family.upgrade_weights(self.model, weights)
+        load_weights(self.model, weights, path)
+        load_weights(self.ema.module, weights, path)
 
     def _loop(self, signals: StopSignals, bar) -> None:
         t, p = self.cfg.train, self.progress

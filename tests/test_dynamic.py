@@ -8,6 +8,9 @@ import soundfile as sf
 import torch
 
 from diffsep.data import Item
+from diffsep.build import build_datasets
+from diffsep.config import ConfigError, load_config
+from diffsep.data.augment import eq_curve_db, random_eq
 from diffsep.data.dynamic import DynamicMixDataset, source_speakers, utterance_speaker
 
 
@@ -84,3 +87,56 @@ def test_needs_enough_speakers(speakers_tree):
     items, _ = speakers_tree
     with pytest.raises(ValueError, match="at least 5 speakers"):
         DynamicMixDataset(items, "wsj0_mix", 5, 8000, 4000)
+
+
+def test_speaker_weights_set_how_often_each_speaker_is_drawn(speakers_tree):
+    items, freqs = speakers_tree
+    ds = DynamicMixDataset(items, "wsj0_mix", 2, 8000, 400, epoch_size=600,
+                           speaker_weights={"a*": 0.0, "b?b": 3.0})
+    counts = dict.fromkeys(freqs, 0)
+    for i in range(len(ds)):
+        for src in ds[i]["sources"]:
+            counts[min(freqs, key=lambda s: abs(freqs[s] - peak_hz(src.numpy())))] += 1
+    assert counts["aaa"] == 0  # weight 0: never drawn
+    # pairs without replacement from weights 3, 1, 1: bbb is in 1 - P(ccc, ddd) = 0.9 of them
+    assert 0.85 < counts["bbb"] / len(ds) < 0.95 and counts["ccc"] + counts["ddd"] == 2 * len(ds) - counts["bbb"]
+    with pytest.raises(ValueError, match="non-zero weight"):
+        DynamicMixDataset(items, "wsj0_mix", 2, 8000, 400, speaker_weights={"*": 0.0, "ddd": 1.0})
+
+
+def test_eq_curve_is_bounded_smooth_and_drawn_from_the_rng():
+    rng = np.random.default_rng(0)
+    curves = [eq_curve_db(513, rng, 6.0) for _ in range(50)]
+    assert all(np.abs(c).max() <= 6.0 for c in curves)
+    assert max(np.abs(c).max() for c in curves) > 5.0  # the range is used
+    assert all(np.abs(np.diff(c)).max() < 6.0 for c in curves)  # no jumps between bins
+    assert not np.allclose(curves[0], curves[1])
+    assert np.array_equal(eq_curve_db(513, np.random.default_rng(4), 6.0), eq_curve_db(513, np.random.default_rng(4), 6.0))
+
+
+def test_random_eq_is_the_curve_applied_to_the_spectrum():
+    x = np.random.default_rng(1).standard_normal(4000)
+    y = random_eq(x, np.random.default_rng(7), 9.0)
+    want_db = eq_curve_db(2001, np.random.default_rng(7), 9.0)
+    got_db = 20 * np.log10(np.abs(np.fft.rfft(y)) / np.abs(np.fft.rfft(x)))
+    np.testing.assert_allclose(got_db, want_db, atol=1e-6)
+    np.testing.assert_allclose(random_eq(x, np.random.default_rng(7), 0.0), x, atol=1e-12)
+
+
+def test_eq_changes_sources_levels_only_through_the_curve(speakers_tree):
+    items, _ = speakers_tree
+    plain = DynamicMixDataset(items, "wsj0_mix", 2, 8000, 4000, seed=2)
+    eq = DynamicMixDataset(items, "wsj0_mix", 2, 8000, 4000, seed=2, eq_db=10.0)
+    a, b = plain[0]["sources"].numpy(), eq[0]["sources"].numpy()
+    assert not np.allclose(a, b)
+    # tones stay tones at the same frequency, and levels stay the drawn relative levels
+    assert all(abs(peak_hz(x) - peak_hz(y)) < 5 for x, y in zip(a, b))
+    np.testing.assert_allclose(np.sqrt((a ** 2).mean(-1)), np.sqrt((b ** 2).mean(-1)), rtol=1e-4)
+
+
+@pytest.mark.parametrize("option", ["data.eq_db=6", "data.speed_perturb=[0.9]", "data.dm_speaker_weights={a*: 2}"])
+def test_dynamic_mixing_options_without_dynamic_mixing_are_config_errors(tmp_path, option):
+    with pytest.raises(ConfigError, match="augmentations of dynamic mixing"):
+        build_datasets(load_config(None, [f"data.root={tmp_path}", option]))
+    with pytest.raises(ConfigError, match="dm_speaker_weights must be >= 0"):
+        load_config(None, ["data.dm_speaker_weights={esp-*: -1}"])

@@ -12,7 +12,8 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from diffsep.checkpoint import safe_load
+from diffsep.checkpoint import CheckpointError, safe_load
+from diffsep.export import exported
 from diffsep.inference import load_model
 from diffsep.config import load_config
 from diffsep.trainer import Actions, Trainer, after_epoch, after_step
@@ -66,8 +67,29 @@ def test_monitor_splits_are_scored_like_the_validation_split(data_root, tmp_path
     assert rec["val_cv_si_sdri"] == rec["val_si_sdri"] and rec["val_cv_si_sdr"] == rec["val_si_sdr"]
 
 
+@pytest.mark.parametrize("fp16_export", [False, True])
+def test_init_from_starts_model_and_ema_at_the_checkpoints_ema_weights(data_root, tmp_path, fp16_export):
+    Trainer(tiny_cfg(data_root, tmp_path / "a", "train.max_steps=2")).run()
+    source = safe_load(tmp_path / "a" / "last.pt")
+    init = tmp_path / "a" / "last.pt"
+    if fp16_export:
+        init = tmp_path / "a.pt"
+        torch.save(exported(source, fp16=True), init)
+    b = Trainer(tiny_cfg(data_root, tmp_path / "b", "train.max_steps=2", f"train.init_from={init}"))
+    b._resume()
+    for module in (b.model, b.ema.module):
+        for k, v in module.state_dict().items():
+            want = source["ema"][k].half().float() if fp16_export and v.is_floating_point() else source["ema"][k]
+            assert torch.equal(v, want), k
+    assert not torch.equal(source["ema"]["backbone.output_layer.weight"],
+                           source["model"]["backbone.output_layer.weight"])  # EMA, not the raw weights
+    assert b.run() == 2 and b.step == 2  # a new run: steps count from 0
+    with pytest.raises(CheckpointError, match="init_from needs the same model settings"):
+        Trainer(tiny_cfg(data_root, tmp_path / "c", "model.nf=4", f"train.init_from={init}"))._resume()
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("extra", [[], ["data.dynamic_mixing=true", "data.speed_perturb=[0.9,1.1]",
+@pytest.mark.parametrize("extra", [[], ["data.dynamic_mixing=true", "data.speed_perturb=[0.9,1.1]", "data.eq_db=6.0",
                                         "optim.warmup_steps=3"]])
 def test_interrupted_and_resumed_run_equals_uninterrupted_run(data_root, tmp_path, extra):
     # 10 items, global batch 2, accumulate 2: 2 steps per epoch, so 5 steps cross two epochs

@@ -36,11 +36,50 @@ ESPEAK_VARIANTS = {
     "zac": "M",
 }
 OTHER_FREE = ["flite-kal16", "flite-slt", "fest-kal", "fest-ked", "fest-slt"]
+# Further recorded-speaker voices from Debian main (festival diphone / HTS / clunits voices of
+# other languages reading the English text, and flite's rms): voice id -> (festival voice or
+# flite voice, sex, package). hi/mr/te NSK are one speaker and crash on English text: left out.
+EXTRA_FESTIVAL = {
+    "fest-ona": ("upc_ca_ona_hts", "F", "festvox-ca-ona-hts"),
+    "fest-dita": ("czech_dita", "F", "festvox-czech-dita"),
+    "fest-krb": ("czech_krb", "M", "festvox-czech-krb"),
+    "fest-machac": ("czech_machac", "M", "festvox-czech-machac"),
+    "fest-ph": ("czech_ph", "M", "festvox-czech-ph"),
+    "fest-mv": ("hy_fi_mv_diphone", "M", "festvox-suopuhe-mv"),
+    "fest-lj": ("suo_fi_lj_diphone", "F", "festvox-suopuhe-lj"),
+    "fest-lp": ("lp_diphone", "F", "festvox-italp16k"),
+    "fest-pc": ("pc_diphone", "M", "festvox-itapc16k"),
+    "fest-nsh": ("msu_ru_nsh_clunits", "M", "festvox-ru"),
+}
+FESTIVAL_VOICES = Path("/usr/share/festival/voices")
+
+
+def register_extra(gen) -> list[str]:
+    """Adds the voices of EXTRA_FESTIVAL and flite's rms to the generator's registry; returns the
+    ids of those installed here."""
+    for vid, (fv, sex, pkg) in EXTRA_FESTIVAL.items():
+        # pitch through sox: the LR intonation setting only exists for some of these voices
+        gen._reg(vid, vid[5:], sex, "festival", "en-US", None, f"festival {pkg}", fest_voice=fv,
+                 f0=120, pitch="sox")
+    gen._reg("flite-rms", "rms", "M", "flite", "en-US", 16000, "flite", flite_voice="rms", f0=110,
+             pitch="native")
+    known = gen.voice_available
+
+    def available(v):
+        if v["family"] == "festival" and v["id"] in EXTRA_FESTIVAL:
+            return any(FESTIVAL_VOICES.glob(f"*/{v['fest_voice']}"))
+        return known(v)
+
+    gen.voice_available = available
+    return [v for v in [*EXTRA_FESTIVAL, "flite-rms"] if available(gen.VOICES[v])]
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--generator", required=True, help="path of make_corpus.py")
+    ap.add_argument("--voices", choices=["all", "espeak", "recorded"], default="all",
+                    help="all free voices, only the espeak-ng variants, or only the voices made "
+                         "from recorded speakers (flite, festival)")
     a, rest = ap.parse_known_args(argv)
     # imported by name so that the generator's worker processes can pickle its functions
     sys.path.insert(0, str(Path(a.generator).resolve().parent))
@@ -50,13 +89,14 @@ def main(argv: list[str] | None = None) -> None:
         if vid not in gen.VOICES:
             gen._reg(vid, f"espeak-{var}", sex, "espeak", "en-US", None, "espeak-ng",
                      espeak_voice=f"en-us+{var}")
-    voices = OTHER_FREE + [f"esp-{v}" for v in ESPEAK_VARIANTS]
+    recorded = OTHER_FREE + register_extra(gen)
+    espeak = [f"esp-{v}" for v in ESPEAK_VARIANTS]
+    voices = {"all": recorded + espeak, "espeak": espeak, "recorded": recorded}[a.voices]
     if "--tr-voices" not in rest:
         rest += ["--tr-voices", ",".join(voices)]
     if "--splits" not in rest:
         rest += ["--splits", "tr,cv"]
     gen.main(["--preset", "none", "--vbd-n-train", "0", "--vbd-n-test", "0"] + rest)
-
 
 if __name__ == "__main__":
     sys.exit(main())

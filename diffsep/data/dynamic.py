@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..audio import AudioError, audio_info, read_audio, resample
+from .augment import random_eq
 from .base import Item
 
 _GENERATED_UTT = re.compile(r"^(.+)-[a-z]{2}\d+$")  # VOICE-tr0012
@@ -41,6 +43,15 @@ def source_speakers(kind: str, item: Item) -> list[str]:
     return [str(p) for p in item.sources]  # no speaker ids: distinct files
 
 
+def speaker_probabilities(names: list[str], weights: dict[str, float]) -> np.ndarray | None:
+    """Drawing probabilities of ``names`` from {glob: weight} (first matching pattern, else 1);
+    None (uniform) when no weights are given."""
+    if not weights:
+        return None
+    w = np.array([next((float(v) for k, v in weights.items() if fnmatchcase(n, k)), 1.0) for n in names])
+    return w / w.sum() if w.sum() > 0 else w
+
+
 @dataclass(frozen=True)
 class Utterance:
     path: Path
@@ -60,12 +71,18 @@ class DynamicMixDataset(torch.utils.data.Dataset):
         speeds: speed-perturbation factors to draw from per source (e.g. 0.9, 1.0, 1.1: resampling,
             which also shifts the pitch); empty for none.
         epoch_size: items per epoch (default: as many as the split has mixtures).
+        speaker_weights: {glob pattern of speaker ids: weight}; a speaker is drawn with the weight
+            of the first pattern it matches (1 if none), e.g. {"esp-*": 0.3} to draw the espeak
+            voices of a generated corpus less often.
+        eq_db: each source goes through a random smooth EQ of up to ±eq_db dB
+            (:func:`~diffsep.data.augment.random_eq`); 0 for none.
     """
 
     def __init__(self, items: list[Item], kind: str, n_src: int, sample_rate: int, segment: int,
-                 seed: int = 0, level_db: float = 5.0, speeds=(), epoch_size: int | None = None):
+                 seed: int = 0, level_db: float = 5.0, speeds=(), epoch_size: int | None = None,
+                 speaker_weights: dict[str, float] | None = None, eq_db: float = 0.0):
         self.n_src, self.sample_rate, self.segment = n_src, sample_rate, segment
-        self.seed, self.level_db, self.speeds = seed, level_db, tuple(speeds)
+        self.seed, self.level_db, self.speeds, self.eq_db = seed, level_db, tuple(speeds), eq_db
         self.epoch = 0
         seen, self.utterances = set(), []
         for it in items:
@@ -84,6 +101,9 @@ class DynamicMixDataset(torch.utils.data.Dataset):
         if len(self.speaker_names) < n_src:
             raise ValueError(f"dynamic mixing needs at least {n_src} speakers, the split has "
                              f"{len(self.speaker_names)}")
+        self.speaker_p = speaker_probabilities(self.speaker_names, speaker_weights or {})
+        if self.speaker_p is not None and np.count_nonzero(self.speaker_p) < n_src:
+            raise ValueError(f"dynamic mixing needs at least {n_src} speakers of non-zero weight")
         self.size = epoch_size or len(items)
 
     def set_epoch(self, epoch: int) -> None:
@@ -94,21 +114,23 @@ class DynamicMixDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict:
         rng = np.random.default_rng((self.seed, self.epoch, i, 7))
-        speakers = rng.choice(len(self.speaker_names), self.n_src, replace=False)
+        eq_rng = np.random.default_rng((self.seed, self.epoch, i, 11))  # the other draws stay as without EQ
+        speakers = rng.choice(len(self.speaker_names), self.n_src, replace=False, p=self.speaker_p)
         sources = []
         for s in speakers:
             pool = self.speakers[self.speaker_names[s]]
             utt = self.utterances[pool[rng.integers(len(pool))]]
             speed = float(rng.choice(self.speeds)) if self.speeds else 1.0
             gain_db = rng.uniform(-self.level_db / 2, self.level_db / 2)
-            sources.append(self._source(utt, speed, rng) * 10 ** (gain_db / 20))
+            sources.append(self._source(utt, speed, rng, eq_rng) * 10 ** (gain_db / 20))
         sources = torch.from_numpy(np.stack(sources))
         return {"mix": sources.sum(0, keepdim=True), "sources": sources, "length": self.segment,
                 "name": f"dm-{self.epoch}-{i}"}
 
-    def _source(self, utt: Utterance, speed: float, rng) -> np.ndarray:
-        """A random crop of ``segment`` samples after speed perturbation, at unit RMS (zero-padded
-        when the utterance is shorter). -> (segment,) float32."""
+    def _source(self, utt: Utterance, speed: float, rng, eq_rng) -> np.ndarray:
+        """A random crop of ``segment`` samples after speed perturbation (zero-padded when the
+        utterance is shorter), through the random EQ if any (drawn from ``eq_rng``), at unit RMS.
+        -> (segment,) float32."""
         need = int(np.ceil(self.segment * speed)) + 1
         start = int(rng.integers(0, max(1, utt.frames - need + 1)))
         x, _ = read_audio(utt.path, start=start, frames=min(need, utt.frames))
@@ -116,5 +138,7 @@ class DynamicMixDataset(torch.utils.data.Dataset):
         if speed != 1.0:  # played `speed` times faster: read as if sampled at speed × rate
             x = resample(x[None], round(self.sample_rate * speed), self.sample_rate)[0]
         x = np.pad(x, (0, max(0, self.segment - len(x))))[:self.segment]
+        if self.eq_db > 0:
+            x = random_eq(x, eq_rng, self.eq_db)
         rms = np.sqrt(np.mean(x ** 2))
         return (x / rms if rms > 0 else x).astype(np.float32)
