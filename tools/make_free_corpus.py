@@ -71,6 +71,18 @@ def register_extra(gen) -> list[str]:
         return known(v)
 
     gen.voice_available = available
+    synth = gen.synth_native
+
+    def synth_native(spec, tmp):
+        # the Italian diphone voices crash on some English questions: read them as statements
+        try:
+            return synth(spec, tmp)
+        except Exception:
+            if spec["voice"] not in EXTRA_FESTIVAL or "?" not in spec.get("text", ""):
+                raise
+            return synth({**spec, "text": spec["text"].replace("?", ".")}, tmp)
+
+    gen.synth_native = synth_native  # worker processes are forked: they see the patched module
     return [v for v in [*EXTRA_FESTIVAL, "flite-rms"] if available(gen.VOICES[v])]
 
 
