@@ -103,7 +103,8 @@ class DataConfig:
     eq_db: float = 0.0  # dynamic mixing: each source through a random smooth EQ of up to ±eq_db dB (0: off)
     monitor_splits: list[str] = field(default_factory=list)  # more splits separated at every validation (SI-SDRi logged as val_<split>_si_sdri), e.g. [tt]: unseen speakers
     monitor_root: str = ""  # root of the monitor splits (empty: data.root), same layout and kind
-    monitor_seconds: float = 4.0  # monitor items are the first N seconds of each mixture
+    monitor_seconds: float = 4.0  # monitor items are the first N seconds of each mixture (<= 0: whole mixtures)
+    monitor_items: int = 0  # monitor splits: separate the first N items (0: all of them; a few items are a noisy estimate)
 
 
 @dataclass
@@ -235,7 +236,7 @@ _AT_LEAST_1 = ("model.n_src", "model.audio_channels", "demucs.channels", "demucs
 _AT_LEAST_0 = ("model.dropout", "sampler.corrector_steps", "sampler.snr", "data.min_seconds",
                "data.num_workers", "optim.weight_decay", "optim.grad_clip", "train.max_steps",
                "train.val_every", "train.val_every_epochs", "train.keep_last", "train.val_sep_items",
-               "optim.lr_patience", "optim.warmup_steps", "optim.lr_min", "data.dm_level_db", "data.shift_seconds", "data.eq_db",
+               "optim.lr_patience", "optim.warmup_steps", "optim.lr_min", "data.dm_level_db", "data.shift_seconds", "data.eq_db", "data.monitor_items",
                "demucs.lstm_layers", "demucs.rescale")
 _POSITIVE = ("optim.lr", "optim.lr_factor", "sde.gamma", "sde.T", "demucs.growth")
 _UNIT = ("loss.p_T", "optim.ema_decay")

@@ -281,7 +281,8 @@ class Trainer:
         if self.dist.is_main:
             v = validate(self.family, self.ema.module, self.valid_set, self.cfg, self.device)
             for split, dataset in self.monitor_sets.items():
-                sep = separation_scores(self.family, self.ema.module, dataset, self.cfg.train.val_sep_items,
+                sep = separation_scores(self.family, self.ema.module, dataset,
+                                        self.cfg.data.monitor_items or len(dataset),
                                         self.cfg.train.seed, self.device, self.cfg.loss.fixed_order)
                 v.update({f"val_{split}_{k}": x for k, x in sep.items()})
             self.log.write(self.progress.step, v)

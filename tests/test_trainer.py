@@ -16,7 +16,7 @@ from diffsep.checkpoint import CheckpointError, safe_load
 from diffsep.export import exported
 from diffsep.inference import load_model
 from diffsep.config import load_config
-from diffsep.trainer import Actions, Trainer, after_epoch, after_step
+from diffsep.trainer import Actions, Trainer, after_epoch, after_step, separation_scores
 from helpers_audio import make_train_cv_tree
 
 ROOT = Path(__file__).parents[1]
@@ -58,13 +58,23 @@ def test_two_step_run_writes_a_self_describing_checkpoint(data_root, tmp_path):
 
 def test_monitor_splits_are_scored_like_the_validation_split(data_root, tmp_path):
     """Monitoring cv itself (another root, crops as long as validation's) must log the very
-    numbers validation logs: same items, same sampler seeds, same EMA weights."""
-    cfg = tiny_cfg(data_root, tmp_path / "run", "train.max_steps=1", "data.monitor_splits=[cv]",
-                   f"data.monitor_root={data_root}", "data.monitor_seconds=0.25")
-    Trainer(cfg).run()
-    rec = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()][-1]
+    numbers validation logs: same items, same sampler seeds, same EMA weights; by default over
+    every item of the split."""
+    def run(name, *extra):
+        tr = Trainer(tiny_cfg(data_root, tmp_path / name, "train.max_steps=1", "data.monitor_splits=[cv]",
+                              f"data.monitor_root={data_root}", "data.monitor_seconds=0.25", *extra))
+        tr.run()
+        return tr, [json.loads(x) for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()][-1]
+
+    _, rec = run("one", "data.monitor_items=1")
     assert math.isfinite(rec["val_cv_si_sdri"])
     assert rec["val_cv_si_sdri"] == rec["val_si_sdri"] and rec["val_cv_si_sdr"] == rec["val_si_sdr"]
+    tr, rec = run("all")
+    cv = tr.monitor_sets["cv"]
+    assert len(cv) > 1
+    want = separation_scores(tr.family, tr.ema.module, cv, len(cv), tr.cfg.train.seed, tr.device)
+    assert rec["val_cv_si_sdri"] == pytest.approx(want["si_sdri"], abs=1e-6)
+    assert rec["val_cv_si_sdri"] != pytest.approx(rec["val_si_sdri"], abs=1e-6)  # not the first item only
 
 
 @pytest.mark.parametrize("fp16_export", [False, True])
