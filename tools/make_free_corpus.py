@@ -9,8 +9,10 @@ which stays the test set of unseen speakers.
     python tools/make_free_corpus.py --generator PATH/make_corpus.py --root DIR \
         --n-tr 3000 --n-cv 100 --utts-per-voice 40
 
-Every option after ``--generator`` goes to the generator unchanged, except that ``--tr-voices``
-defaults to every free voice and ``--splits`` to ``tr,cv``.
+``--voices`` picks the voices: ``stage1`` (the 72 of the bundled models' first stage), ``recorded``
+(16 flite and festival voices made from recorded speakers, including festival voices of other
+languages reading the English text) or ``all``. Every other option goes to the generator
+unchanged, except that ``--tr-voices`` defaults to the picked voices and ``--splits`` to ``tr,cv``.
 """
 from __future__ import annotations
 
@@ -89,8 +91,9 @@ def register_extra(gen) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--generator", required=True, help="path of make_corpus.py")
-    ap.add_argument("--voices", choices=["all", "espeak", "recorded"], default="all",
-                    help="all free voices, only the espeak-ng variants, or only the voices made "
+    ap.add_argument("--voices", choices=["all", "stage1", "recorded"], default="all",
+                    help="all free voices; the 72 of the bundled models' first stage (flite, "
+                         "festival English voices, espeak-ng variants); or only the voices made "
                          "from recorded speakers (flite, festival)")
     a, rest = ap.parse_known_args(argv)
     # imported by name so that the generator's worker processes can pickle its functions
@@ -103,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
                      espeak_voice=f"en-us+{var}")
     recorded = OTHER_FREE + register_extra(gen)
     espeak = [f"esp-{v}" for v in ESPEAK_VARIANTS]
-    voices = {"all": recorded + espeak, "espeak": espeak, "recorded": recorded}[a.voices]
+    voices = {"all": recorded + espeak, "stage1": OTHER_FREE + espeak, "recorded": recorded}[a.voices]
     if "--tr-voices" not in rest:
         rest += ["--tr-voices", ",".join(voices)]
     if "--splits" not in rest:
