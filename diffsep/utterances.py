@@ -39,7 +39,7 @@ def find_audio(folder: Path, name: str) -> Path:
 
 
 def read_signal(path: Path, rate: int | None = None, length: int | None = None,
-              channels: int = 1) -> tuple[np.ndarray, int]:
+                channels: int = 1) -> tuple[np.ndarray, int]:
     """One file of ``channels`` channels (mono by default), optionally resampled to ``rate`` and
     fitted to ``length`` samples (a mismatch above LENGTH_TOLERANCE_S is an error).
     -> ((N,) float32 for mono, else (C, N); rate)."""
@@ -92,7 +92,7 @@ def folder_utterances(est_dir: Path, ref_dir: Path, mix_dir: Path | None = None)
         refs, rate = [], None
         for k in range(K):
             r, rate = read_signal(find_audio(ref_dir / f"s{k + 1}", name), rate,
-                                len(refs[0]) if refs else None)
+                                  len(refs[0]) if refs else None)
             refs.append(r)
         n = len(refs[0])
         ests = [read_signal(find_audio(est_dir / f"s{k + 1}", name), rate, n)[0] for k in range(K)]
