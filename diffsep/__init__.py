@@ -10,18 +10,23 @@ The main entry points, imported on first use (``import diffsep`` itself loads no
     cfg = diffsep.load_config("configs/tiny.yaml", ["train.max_steps=100"])
     diffsep.Trainer(cfg).run()
 
-Lower-level pieces: :mod:`diffsep.sde`, :mod:`diffsep.sampler`, :mod:`diffsep.score_model`,
-:mod:`diffsep.separation`, :mod:`diffsep.evaluation`, :mod:`diffsep.families`.
+The package is grouped by layer, each importing only the ones above it in this list:
+:mod:`diffsep.core` (SDE, STFT, PIT, SI-SDR: tensor math), :mod:`diffsep.nets` (networks),
+:mod:`diffsep.samplers`, :mod:`diffsep.families` (one file a model family), :mod:`diffsep.data`,
+:mod:`diffsep.storage` (audio and checkpoint files), :mod:`diffsep.config`,
+:mod:`diffsep.training`, :mod:`diffsep.inference`, :mod:`diffsep.evaluation`, and
+:mod:`diffsep.cli` (the ``diffsep`` command) on top.
 """
 from importlib import import_module
 
 __version__ = "0.2.0"
 
 _EXPORTS = {
-    "load_separator": "inference", "load_model": "inference", "load_trained": "inference",
-    "separate_signal": "inference", "separate": "separation", "load_config": "config",
-    "Trainer": "trainer", "DiffSepSDE": "sde", "ScoreModel": "score_model",
-    "SamplerSettings": "sampler", "sample": "sampler",
+    "load_separator": "inference.loading", "load_model": "inference.loading",
+    "load_trained": "inference.loading", "separate_signal": "inference.loading",
+    "separate": "inference.separator", "load_config": "config", "Trainer": "training.trainer",
+    "DiffSepSDE": "core.sde", "ScoreModel": "nets.score_model", "SamplerSettings": "samplers",
+    "sample": "samplers",
 }
 __all__ = ["__version__", *_EXPORTS]
 

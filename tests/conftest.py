@@ -36,14 +36,14 @@ def normalised_example(K: int, N: int, seed: int = 0, dtype=torch.float64):
 def reference_fixture():
     if not REFERENCE_FIXTURE.is_file():
         pytest.fail(f"reference fixture missing: {REFERENCE_FIXTURE}")
-    from diffsep.checkpoint import safe_load
+    from diffsep.storage.checkpoint import safe_load
     return safe_load(REFERENCE_FIXTURE)
 
 
 def make_tiny_checkpoint(path: Path, n_src: int = 2, sample_rate: int = 8000, steps: int = 2) -> Path:
     """A small random DiffSep checkpoint in our format (fast enough for CLI tests)."""
-    from diffsep.checkpoint import save_checkpoint
-    from diffsep.score_model import ScoreModel
+    from diffsep.inference.packaging import save_model as save_checkpoint
+    from diffsep.nets.score_model import ScoreModel
 
     torch.manual_seed(0)
     model = ScoreModel(n_src=n_src, nf=8, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(),

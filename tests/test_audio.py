@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 from hypothesis import given, settings, strategies as st
 
-from diffsep.audio import fit_length, read_audio, resample, write_audio_group
+from diffsep.storage.audio import fit_length, read_audio, resample, write_audio_group
 
 
 @given(n=st.integers(1, 50), length=st.integers(0, 60))

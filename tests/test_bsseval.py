@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from diffsep.bsseval import dataset_sdr, framewise_sdr, stem_sdrs, track_sdr
+from diffsep.evaluation.bsseval import dataset_sdr, framewise_sdr, stem_sdrs, track_sdr
 
 
 def test_hand_computed_frames():
@@ -52,7 +52,7 @@ def test_shape_mismatch_is_refused():
 
 
 def test_stem_improvement_over_the_mixture_is_zero_for_the_mixture_and_positive_for_better():
-    from diffsep.evaluation import stem_metrics
+    from diffsep.evaluation.results import stem_metrics
 
     rng = np.random.default_rng(2)
     ref = rng.standard_normal((2, 2, 800))

@@ -5,15 +5,18 @@ from dataclasses import asdict
 import pytest
 import torch
 
-from diffsep.build import build_family, build_model, build_optimizer, build_scheduler, config_of
-from diffsep.checkpoint import make_checkpoint
-from diffsep.config import ConfigError, ConvTasNetConfig, DemucsConfig, ModelConfig, config_from_dict, load_config
-from diffsep.convtasnet import ConvTasNet
-from diffsep.demucs import Demucs
+from diffsep.config.build import build_family, build_model
+from diffsep.training.optimization import build_optimizer, build_scheduler
+from diffsep.families import describe as config_of
+from diffsep.storage.checkpoint import make_checkpoint
+from diffsep.config.settings import (ConfigError, ConvTasNetConfig, DemucsConfig, ModelConfig,
+                                     config_from_dict, load_config)
+from diffsep.nets.convtasnet import ConvTasNet
+from diffsep.nets.demucs import Demucs
 from diffsep.families import FAMILIES
-from diffsep.inference import load_trained
-from diffsep.normalization import normalize
-from diffsep.score_model import ScoreModel
+from diffsep.inference.loading import load_trained
+from diffsep.core.normalization import normalize
+from diffsep.nets.score_model import ScoreModel
 
 SMALL = {"diffsep": ["model.nf=8", "model.ch_mult=[1,2]", "model.num_res_blocks=1",
                      "model.attn_resolutions=[]", "model.init_scale=1.0", "sampler.steps=2"],
@@ -45,7 +48,7 @@ def test_every_family_rebuilds_from_its_checkpoint_and_estimates_the_same(kind):
     torch.manual_seed(0)
     model = build_model(cfg).eval()
     assert isinstance(model, FAMILIES[kind].model_class)
-    trained = load_trained(make_checkpoint(model, config={"sampler": asdict(cfg.sampler)}))
+    trained = load_trained(make_checkpoint(model, config={**config_of(model), "sampler": asdict(cfg.sampler)}))
     assert type(trained.model) is type(model) and trained.model.init_kwargs == model.init_kwargs
     assert trained.config.model.kind == kind
     family = build_family(trained.config)
@@ -111,7 +114,8 @@ def test_unknown_family_and_schedule_name_the_valid_ones():
 
 def test_checkpoint_config_of_a_bare_network_fills_the_rest_with_defaults():
     torch.manual_seed(0)
-    ckpt = make_checkpoint(ConvTasNet(n_src=3, N=16, B=8, H=16, X=2, R=1, Sc=8))
+    net = ConvTasNet(n_src=3, N=16, B=8, H=16, X=2, R=1, Sc=8)
+    ckpt = make_checkpoint(net, config=config_of(net))
     cfg = config_from_dict(ckpt["config"])
     assert cfg.model.kind == "convtasnet" and cfg.model.n_src == 3 and cfg.convtasnet.N == 16
     assert cfg.data.sample_rate == 8000  # the default lives in config.py only

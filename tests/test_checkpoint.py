@@ -4,9 +4,10 @@ import os
 import pytest
 import torch
 
-from diffsep.checkpoint import CheckpointError, save_checkpoint
-from diffsep.inference import load_model
-from diffsep.score_model import ScoreModel
+from diffsep.storage.checkpoint import CheckpointError
+from diffsep.inference.packaging import save_model as save_checkpoint
+from diffsep.inference.loading import load_model
+from diffsep.nets.score_model import ScoreModel
 
 
 def tiny(K=2, **kw):

@@ -1,4 +1,4 @@
-"""python -m diffsep.evaluate in both modes, end to end."""
+"""diffsep evaluate in both modes, end to end."""
 import csv
 import json
 import math
@@ -128,9 +128,9 @@ def test_silent_and_extra_estimates_are_reported_not_averaged_away(tmp_path, cap
 
 
 def test_music_model_on_a_musdb_split_is_scored_per_stem(tmp_path):
-    from diffsep.checkpoint import save_checkpoint
+    from diffsep.inference.packaging import save_model as save_checkpoint
     from diffsep.data.synth_music import write_corpus
-    from diffsep.demucs import Demucs
+    from diffsep.nets.demucs import Demucs
 
     write_corpus(tmp_path / "music", n_train=0, n_test=2, seconds=2.5, sample_rate=8000)
     torch.manual_seed(0)

@@ -228,8 +228,8 @@ def test_a_full_disk_is_said_plainly(tmp_path, tiny_checkpoint, capsys, monkeypa
 
 
 def test_warm_start_from_the_command_line(tmp_path, tiny_checkpoint, capsys):
-    from diffsep.checkpoint import save_checkpoint
-    from diffsep.convtasnet import ConvTasNet
+    from diffsep.inference.packaging import save_model as save_checkpoint
+    from diffsep.nets.convtasnet import ConvTasNet
 
     torch.manual_seed(0)
     save_checkpoint(tmp_path / "ct.pt", ConvTasNet(n_src=2, N=16, B=8, H=16, X=2, R=1, Sc=8))
@@ -243,8 +243,8 @@ def test_warm_start_from_the_command_line(tmp_path, tiny_checkpoint, capsys):
 
 
 def _music_checkpoint(path):
-    from diffsep.checkpoint import save_checkpoint
-    from diffsep.demucs import Demucs
+    from diffsep.inference.packaging import save_model as save_checkpoint
+    from diffsep.nets.demucs import Demucs
 
     torch.manual_seed(0)
     model = Demucs(n_src=4, audio_channels=2, channels=4, depth=2, lstm_layers=1)

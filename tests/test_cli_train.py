@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from diffsep.checkpoint import safe_load
+from diffsep.storage.checkpoint import safe_load
 from helpers_audio import make_mix_tree, make_train_cv_tree
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,7 +88,7 @@ def test_run_directories_of_another_model_damaged_or_littered(data_root, tmp_pat
 
 
 def test_checkpoints_follow_the_umask(tmp_path):
-    from diffsep.checkpoint import atomic_save
+    from diffsep.storage.checkpoint import atomic_save
 
     old = os.umask(0o022)
     try:

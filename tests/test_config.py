@@ -3,16 +3,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from diffsep.build import build_model
-from diffsep.config import ConfigError, config_from_dict, load_config, to_dict, to_yaml
-from diffsep.score_model import ScoreModel
+from diffsep.config.build import build_model
+from diffsep.config.settings import ConfigError, config_from_dict, load_config, to_dict, to_yaml
+from diffsep.nets.score_model import ScoreModel
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in CONFIGS.glob("*.yaml")))
 def test_shipped_configs_load_and_build_their_network(name):
-    from diffsep.build import build_family
+    from diffsep.config.build import build_family
 
     cfg = load_config(CONFIGS / f"{name}.yaml")
     assert cfg.sde.gamma == 2.0 and cfg.loss.t_eps == 0.03

@@ -7,11 +7,11 @@ import soundfile as sf
 import torch
 
 from conftest import speech_like
-from diffsep.config import load_config
-from diffsep.convtasnet import ConvTasNet, CumulativeLayerNorm, GlobalLayerNorm
-from diffsep.loss import pit_si_snr_loss
-from diffsep.metrics import si_sdr
-from diffsep.trainer import Trainer
+from diffsep.config.settings import load_config
+from diffsep.nets.convtasnet import ConvTasNet, CumulativeLayerNorm, GlobalLayerNorm
+from diffsep.families.waveform_losses import pit_si_snr_loss
+from diffsep.core.sdr import si_sdr
+from diffsep.training.trainer import Trainer
 from helpers_audio import make_mix_tree
 
 ROOT = Path(__file__).parents[1]
@@ -122,8 +122,8 @@ def data_root(tmp_path_factory):
 
 @pytest.mark.slow
 def test_training_resume_plateau_schedule_and_separation_through_the_clis(data_root, tmp_path):
-    from diffsep.checkpoint import safe_load
-    from diffsep.inference import load_model
+    from diffsep.storage.checkpoint import safe_load
+    from diffsep.inference.loading import load_model
     from diffsep.cli.evaluate import main as evaluate
     from diffsep.cli.separate import main as separate
 

@@ -1,6 +1,7 @@
 import json
 
-from diffsep.curves import main, read_curves
+from diffsep.cli.curves import main
+from diffsep.evaluation.learning_curves import read_curves
 
 
 def _write(run, records):

@@ -5,7 +5,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from diffsep.audio import AudioError, read_audio
+from diffsep.storage.audio import AudioError, read_audio
 from diffsep.data import SeparationDataset, build_items, collate, denormalize, normalize
 from diffsep.data.layouts import LayoutError
 from diffsep.data.batch_order import GlobalBatchOrder

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from diffsep.demucs import Demucs
+from diffsep.nets.demucs import Demucs
 
 
 def paper_parameter_count(K: int, C: int, channels: int, depth: int, kernel: int = 8, context: int = 3) -> int:

@@ -8,8 +8,8 @@ import soundfile as sf
 import torch
 
 from diffsep.data import Item
-from diffsep.build import build_datasets
-from diffsep.config import ConfigError, load_config
+from diffsep.config.build import build_datasets
+from diffsep.config.settings import ConfigError, load_config
 from diffsep.data.augment import eq_curve_db, random_eq
 from diffsep.data.dynamic import DynamicMixDataset, source_speakers, utterance_speaker
 

@@ -4,9 +4,9 @@ import sys
 import torch
 
 from conftest import make_tiny_checkpoint, normalised_example
-from diffsep.checkpoint import safe_load
-from diffsep.export import exported
-from diffsep.inference import load_trained, make_separator
+from diffsep.storage.checkpoint import safe_load
+from diffsep.inference.packaging import exported
+from diffsep.inference.loading import load_trained, make_separator
 
 
 def _estimate(trained, mix):
@@ -47,10 +47,10 @@ def test_fp16_export_separates_exactly_like_the_model_with_rounded_weights(tmp_p
 def test_export_command_writes_a_smaller_file_and_reports_it(tmp_path):
     path = make_tiny_checkpoint(tmp_path / "full.pt")
     out = tmp_path / "x.pt"
-    r = subprocess.run([sys.executable, "-m", "diffsep.export", str(path), str(out), "--fp16"],
+    r = subprocess.run([sys.executable, "-m", "diffsep", "export", str(path), str(out), "--fp16"],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "float16" in r.stdout and out.stat().st_size < 0.75 * path.stat().st_size
-    bad = subprocess.run([sys.executable, "-m", "diffsep.export", str(tmp_path / "nope.pt"), str(out)],
+    bad = subprocess.run([sys.executable, "-m", "diffsep", "export", str(tmp_path / "nope.pt"), str(out)],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "nope.pt" in bad.stderr

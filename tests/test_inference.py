@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from conftest import make_tiny_checkpoint
-from diffsep.checkpoint import CheckpointError, safe_load
+from diffsep.storage.checkpoint import CheckpointError, safe_load
 from diffsep.data import Item
-from diffsep.inference import chunk_samples, load_separator, load_trained, make_separator, separate_signal
-from diffsep.utterances import dataset_scoring
+from diffsep.inference.loading import (chunk_samples, load_separator, load_trained, make_separator,
+                                       separate_signal)
+from diffsep.evaluation.utterances import dataset_scoring
 
 
 def test_reference_checkpoint_becomes_a_config_and_a_model(reference_fixture):
@@ -79,8 +80,8 @@ def test_scoring_follows_the_checkpoint_and_the_layout():
 
 
 def test_warm_started_separator_runs_the_partner_then_refines(tmp_path):
-    from diffsep.checkpoint import save_checkpoint
-    from diffsep.convtasnet import ConvTasNet
+    from diffsep.inference.packaging import save_model as save_checkpoint
+    from diffsep.nets.convtasnet import ConvTasNet
 
     diffsep_ckpt = make_tiny_checkpoint(tmp_path / "d.pt", steps=10)
     torch.manual_seed(0)

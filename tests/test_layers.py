@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from diffsep.layers import AttnBlock, NIN, fir_downsample, fir_upsample
-from diffsep.ncsnpp import NCSNpp
+from diffsep.nets.layers import AttnBlock, NIN, fir_downsample, fir_upsample
+from diffsep.nets.ncsnpp import NCSNpp
 
 K1 = np.array([1.0, 3.0, 3.0, 1.0])
 

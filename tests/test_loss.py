@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from diffsep.loss import score_matching_loss
-from diffsep.pit import permute
-from diffsep.score_model import ScoreModel
-from diffsep.sde import DiffSepSDE
+from diffsep.families.score_matching import score_matching_loss
+from diffsep.core.pit import permute
+from diffsep.nets.score_model import ScoreModel
+from diffsep.core.sde import DiffSepSDE
 from conftest import normalised_example
 
 

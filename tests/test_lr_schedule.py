@@ -5,9 +5,9 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from diffsep.build import build_scheduler
-from diffsep.config import ConfigError, load_config
-from diffsep.lr_schedule import LRSchedule, lr_factor
+from diffsep.training.optimization import build_scheduler
+from diffsep.config.settings import ConfigError, load_config
+from diffsep.training.lr_schedule import LRSchedule, lr_factor
 
 
 @given(warmup=st.integers(0, 50), total=st.integers(1, 500), min_factor=st.floats(0, 0.5))

@@ -7,8 +7,9 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from conftest import speech_like
-from diffsep.evaluation import match_sources, signal_metrics, summarize
-from diffsep.metrics import pesq, pesq_mode, pit_si_sdr, sdr, si_sdr, stoi
+from diffsep.evaluation.results import match_sources, signal_metrics, summarize
+from diffsep.evaluation.metrics import pesq, pesq_mode, stoi
+from diffsep.core.sdr import pit_si_sdr, sdr, si_sdr
 
 
 def orthogonal_noise(ref, snr_db, seed=0):

@@ -3,9 +3,9 @@ import pytest
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
-from diffsep.audio import read_audio
-from diffsep.build import build_datasets
-from diffsep.config import ConfigError, load_config
+from diffsep.storage.audio import read_audio
+from diffsep.config.build import build_datasets
+from diffsep.config.settings import ConfigError, load_config
 from diffsep.data import build_items
 from diffsep.data.music import MusicTrainSet
 from diffsep.data.synth_music import write_corpus

@@ -3,10 +3,11 @@ layout."""
 import pytest
 import torch
 
-from diffsep.checkpoint import make_checkpoint
-from diffsep.inference import load_trained
-from diffsep.ncsnpp import NCSNpp, rename_reference_keys
-from diffsep.score_model import ScoreModel
+from diffsep.families import describe
+from diffsep.storage.checkpoint import make_checkpoint
+from diffsep.inference.loading import load_trained
+from diffsep.nets.ncsnpp import NCSNpp, rename_reference_keys
+from diffsep.nets.score_model import ScoreModel
 
 
 def small_net():
@@ -56,7 +57,7 @@ def test_checkpoints_of_the_flat_layout_still_load():
     names = model.backbone.reference_module_names()
     legacy = {("backbone." + k): v for k, v in flat(model.backbone.state_dict(), names).items()}
     assert any(".all_modules." in k for k in legacy)
-    ckpt = make_checkpoint(model, ema=legacy)
+    ckpt = make_checkpoint(model, config=describe(model), ema=legacy)
     ckpt["model"] = legacy
     loaded = load_trained(ckpt).model
     x, mix = torch.randn(1, 2, 2000), torch.randn(1, 1, 2000)

@@ -2,8 +2,8 @@ import math
 
 import torch
 
-from diffsep.metrics import pit_si_sdr, si_sdr
-from diffsep.pit import all_permutations, best_permutation, permutations, permute, random_permutation
+from diffsep.core.sdr import pit_si_sdr, si_sdr
+from diffsep.core.pit import all_permutations, best_permutation, permutations, permute, random_permutation
 
 
 def test_permutations_enumerate_all_orders():

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from diffsep import pretrained
-from diffsep.audio import read_audio
-from diffsep.checkpoint import is_ours, safe_load
+from diffsep.inference import pretrained
+from diffsep.storage.audio import read_audio
+from diffsep.storage.checkpoint import is_ours, safe_load
 from diffsep.cli.separate import main as separate_main
-from diffsep.evaluation import match_sources, signal_metrics
-from diffsep.inference import load_separator, separate_signal
+from diffsep.evaluation.results import match_sources, signal_metrics
+from diffsep.inference.loading import load_separator, separate_signal
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_TOTAL_MB = 25
@@ -57,7 +57,7 @@ def test_demo_mixture_is_the_sum_of_its_references():
 def test_package_data_covers_every_bundled_file():
     """The globs in pyproject.toml match every file of diffsep/pretrained but the code."""
     text = (ROOT / "pyproject.toml").read_text()
-    globs = re.search(r'"diffsep.pretrained" = \[([^\]]*)\]', text).group(1)
+    globs = re.search(r'"diffsep.inference.pretrained" = \[([^\]]*)\]', text).group(1)
     patterns = [g.strip().strip('"') for g in globs.split(",") if g.strip()]
     here = pretrained.HERE
     files = [p.relative_to(here) for p in here.rglob("*")
@@ -75,10 +75,10 @@ def test_the_built_wheel_holds_the_models_and_the_demo(tmp_path):
     names = set(zipfile.ZipFile(next(tmp_path.glob("diffsep-*.whl"))).namelist())
     d = pretrained.demo()
     for m in pretrained.bundled_models().values():
-        assert f"diffsep/pretrained/{m.file}" in names and f"diffsep/pretrained/{m.card}" in names
+        assert f"diffsep/inference/pretrained/{m.file}" in names and f"diffsep/inference/pretrained/{m.card}" in names
     for p in [d.mix, *d.sources]:
-        assert f"diffsep/pretrained/{p.relative_to(pretrained.HERE).as_posix()}" in names
-    assert "diffsep/pretrained/models.json" in names
+        assert f"diffsep/inference/pretrained/{p.relative_to(pretrained.HERE).as_posix()}" in names
+    assert "diffsep/inference/pretrained/models.json" in names
 
 
 @pytest.mark.parametrize("name", list(pretrained.bundled_models()))

@@ -4,9 +4,9 @@ import pickle
 import pytest
 import torch
 
-from diffsep.checkpoint import CheckpointError
-from diffsep.inference import load_model
-from diffsep.reference import from_reference, read_reference_config
+from diffsep.storage.checkpoint import CheckpointError
+from diffsep.inference.loading import load_model
+from diffsep.inference.reference import from_reference, read_reference_config
 
 
 def _rel_err(out, expected):

@@ -1,9 +1,10 @@
 import pytest
 import torch
 
-from diffsep.metrics import pit_si_sdr
-from diffsep.sampler import SAMPLERS, SamplerSettings, em_sample, nfe, ode_sample, pc_sample, sample, time_grid
-from diffsep.sde import DiffSepSDE
+from diffsep.core.sdr import pit_si_sdr
+from diffsep.samplers import (SAMPLERS, SamplerSettings, em_sample, nfe, ode_sample, pc_sample, sample,
+                              time_grid)
+from diffsep.core.sde import DiffSepSDE
 from conftest import DEVICES, normalised_example
 
 

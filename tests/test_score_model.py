@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from diffsep.score_model import ScoreModel
+from diffsep.nets.score_model import ScoreModel
 from conftest import DEVICES
 
 

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from diffsep.sde import DiffSepSDE, project_mean, project_null
+from diffsep.core.sde import DiffSepSDE, project_mean, project_null
 from conftest import DEVICES, normalised_example
 
 

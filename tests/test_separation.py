@@ -4,11 +4,11 @@ import torch
 from hypothesis import example, given, settings, strategies as st
 
 from conftest import speech_like
-from diffsep.normalization import normalize
-from diffsep.metrics import si_sdr
-from diffsep.sde import DiffSepSDE
-from diffsep.sampler import SamplerSettings, sample
-from diffsep.separation import Separator, chunk_starts, ola_window, rescale, separate
+from diffsep.core.normalization import normalize
+from diffsep.core.sdr import si_sdr
+from diffsep.core.sde import DiffSepSDE
+from diffsep.samplers import SamplerSettings, sample
+from diffsep.inference.separator import Separator, chunk_starts, ola_window, rescale, separate
 
 
 class Oracle:

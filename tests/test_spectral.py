@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from diffsep import spectral
-from diffsep.score_model import ScoreModel
+from diffsep.core import spectral
+from diffsep.nets.score_model import ScoreModel
 
 
 @pytest.mark.parametrize("N", [1, 127, 1001, 12345])

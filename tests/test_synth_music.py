@@ -1,6 +1,6 @@
 import numpy as np
 
-from diffsep.audio import read_audio
+from diffsep.storage.audio import read_audio
 from diffsep.data.synth_music import STEMS, make_track, write_corpus
 
 

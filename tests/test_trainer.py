@@ -12,11 +12,11 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from diffsep.checkpoint import CheckpointError, safe_load
-from diffsep.export import exported
-from diffsep.inference import load_model
-from diffsep.config import load_config
-from diffsep.trainer import Actions, Trainer, after_epoch, after_step, separation_scores
+from diffsep.storage.checkpoint import CheckpointError, safe_load
+from diffsep.inference.packaging import exported
+from diffsep.inference.loading import load_model
+from diffsep.config.settings import load_config
+from diffsep.training.trainer import Actions, Trainer, after_epoch, after_step, separation_scores
 from helpers_audio import make_train_cv_tree
 
 ROOT = Path(__file__).parents[1]

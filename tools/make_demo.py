@@ -1,4 +1,4 @@
-"""Make the bundled demo mixture (diffsep/pretrained/demo/): two freely licensed synthetic voices
+"""Make the bundled demo mixture (diffsep/inference/pretrained/demo/): two freely licensed synthetic voices
 that no bundled model was trained on, flite's "awb" (male) and espeak-ng's "en-us+iven2" variant
 raised in pitch, mixed the wsj0-2mix way (unit active level, 2 dB apart, peak 0.9) at 8 kHz.
 
@@ -41,7 +41,7 @@ def active_rms(x: np.ndarray, rel_db: float = 30.0) -> float:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "diffsep/pretrained/demo")
+    ap.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "diffsep/inference/pretrained/demo")
     a = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         w1, w2 = Path(tmp) / "a.wav", Path(tmp) / "b.wav"

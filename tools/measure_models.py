@@ -4,7 +4,7 @@
         "convtasnet=--model convtasnet-small" \
         "diffsep ODE 10=--model diffsep-small --warm-start none --sampler ode --steps 10"
 
-Each argument is LABEL=EVALUATE OPTIONS (python -m diffsep.evaluate options, split tt of the
+Each argument is LABEL=EVALUATE OPTIONS (diffsep evaluate options, split tt of the
 wsj0-mix layout by default); every run writes its own folder under --out. The table gives the
 mean SI-SDRi, PESQ and ESTOI over the split, the network evaluations and the overall real-time
 factor.

@@ -30,13 +30,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     import torch
 
-    from ..build import build_family
-    from ..config import load_config
+    from ..config.build import build_family
+    from ..config.settings import load_config
     from ..data import SeparationDataset, build_items
-    from ..metrics import pit_si_sdr
-    from ..normalization import normalize
-    from ..trainer import Trainer
-    from .train import _Sized
+    from ..core.sdr import pit_si_sdr
+    from ..core.normalization import normalize
+    from ..training.trainer import Trainer
+    from .training_speed import _Sized
 
     if args.threads:
         torch.set_num_threads(args.threads)

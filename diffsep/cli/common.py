@@ -42,7 +42,7 @@ def positive_float(text: str) -> float:
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
     """Sampler, chunking and device options shared by separate and evaluate."""
-    from ..sampler import SAMPLERS
+    from ..samplers import SAMPLERS
 
     p.add_argument("--sampler", choices=list(SAMPLERS), help="sampler (default: the model's)")
     p.add_argument("--steps", type=positive_int, help="number of time steps N (default: the model's)")
@@ -95,7 +95,7 @@ def warm_start_arg(args):
 
 def load_separator(args):
     """The separator named by --model and the sampler options. Raises CheckpointError."""
-    from ..inference import load_separator as load
+    from ..inference.loading import load_separator as load
 
     sep = load(args.model, ema=not args.raw_weights, device=args.device,
                sampler=sampler_overrides(args), rescale=args.rescale, seed=args.seed,

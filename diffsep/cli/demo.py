@@ -13,12 +13,12 @@ from .common import chunking, error_line, load_separator
 
 
 def run_demo(args) -> int:
-    from ..audio import read_audio, write_audio_group
-    from ..checkpoint import CheckpointError
-    from ..evaluation import match_sources, signal_metrics
-    from ..figures import example_figure
-    from ..inference import separate_signal
-    from ..pretrained import demo
+    from ..storage.audio import read_audio, write_audio_group
+    from ..storage.checkpoint import CheckpointError
+    from ..evaluation.results import match_sources, signal_metrics
+    from ..evaluation.figures import example_figure
+    from ..inference.loading import separate_signal
+    from ..inference.pretrained import demo
 
     d = demo()
     try:

@@ -1,9 +1,9 @@
-"""python -m diffsep.evaluate: score separations, in one of two modes.
+"""diffsep evaluate: score separations, in one of two modes.
 
 (a) a model on a dataset split:
-    python -m diffsep.evaluate --model MODEL --data-root ROOT [--dataset wsj0_mix] [--split tt] --out OUT
+    diffsep evaluate --model MODEL --data-root ROOT [--dataset wsj0_mix] [--split tt] --out OUT
 (b) a folder of estimates against a folder of references (any separator), wsj0-mix layout:
-    python -m diffsep.evaluate --est-dir E --ref-dir R [--mix-dir M] --out OUT
+    diffsep evaluate --est-dir E --ref-dir R [--mix-dir M] --out OUT
 
 Per utterance: SI-SDR, SI-SDRi, SDR, PESQ (nb at 8 kHz, wb at 16 kHz), ESTOI, STOI after choosing
 the source permutation by SI-SDR (a model trained in a fixed order, e.g. enhancement, is scored
@@ -25,7 +25,7 @@ from .common import add_model_args, check_model_args, chunking, load_separator, 
 def build_parser() -> argparse.ArgumentParser:
     from ..data.layouts import KINDS
 
-    p = argparse.ArgumentParser(prog="python -m diffsep.evaluate", description=__doc__,
+    p = argparse.ArgumentParser(prog="diffsep evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, type=Path, help="output folder for the results")
     b = p.add_argument_group("(b) estimates against references")
@@ -57,8 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def save_example(out: Path, name: str, est, ref, mix, rate: int) -> None:
-    from ..audio import write_audio_group
-    from ..figures import example_figure
+    from ..storage.audio import write_audio_group
+    from ..evaluation.figures import example_figure
 
     folder = out / "examples" / name
     files = [(folder / f"s{k + 1}_ref.wav", ref[k]) for k in range(len(ref))]
@@ -74,9 +74,9 @@ def save_example(out: Path, name: str, est, ref, mix, rate: int) -> None:
 def utterances_and_info(args):
     """(utterances, scoring, info) of the chosen mode. Raises the library's errors."""
     from ..data.layouts import LayoutError, build_items
-    from ..inference import separate_signal
-    from ..utterances import (Scoring, dataset_scoring, folder_utterances, model_utterances,
-                              reference_names, unmatched_estimate_folders)
+    from ..inference.loading import separate_signal
+    from ..evaluation.utterances import (Scoring, dataset_scoring, folder_utterances, model_utterances,
+                                         reference_names, unmatched_estimate_folders)
 
     if args.est_dir is not None or args.ref_dir is not None:
         if args.est_dir is None or args.ref_dir is None:
@@ -112,10 +112,10 @@ def main(argv=None) -> int:
         parser.error(f"argument --out: {args.out} exists and is not a folder")
     from tqdm import tqdm
 
-    from ..audio import AudioError
-    from ..checkpoint import CheckpointError
+    from ..storage.audio import AudioError
+    from ..storage.checkpoint import CheckpointError
     from ..data.layouts import LayoutError
-    from ..evaluation import Evaluator, markdown_table
+    from ..evaluation.results import Evaluator, markdown_table
 
     try:
         utterances, scoring, info = utterances_and_info(args)

@@ -3,7 +3,7 @@
    python separate.py --list-models           (the bundled models and their measured numbers)
 
 Separate audio files into OUTDIR/s1/NAME.wav ... OUTDIR/sK/NAME.wav (the wsj0-mix layout, so the
-outputs can be scored with ``python -m diffsep.evaluate --est-dir OUTDIR --ref-dir REFS``); a music
+outputs can be scored with ``diffsep evaluate --est-dir OUTDIR --ref-dir REFS``); a music
 model writes OUTDIR/STEM/NAME.wav (drums, bass, ...) with the model's channels (stereo).
 INPUT is a file, a folder (--recursive to descend) or a glob pattern. Any sample rate: inputs are
 resampled to the model's rate and the outputs written back at the input's rate. MODEL is a bundled
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import AUDIO_EXTENSIONS
+from ..storage.audio import AUDIO_EXTENSIONS
 from .common import add_model_args, check_model_args, chunking, error_line, load_separator
 
 MIN_SECONDS = 0.05
@@ -79,7 +79,7 @@ def load_mixture(path: Path, downmix: bool, channels: int = 1) -> tuple[np.ndarr
     """Read one input for a model of ``channels`` channels. -> (mix (N,) for mono models or
     (C, N), float32; sample rate). A mono file given to a stereo model is played on both channels.
     Raises AudioError naming the file for every unusable input."""
-    from ..audio import AudioError, read_audio
+    from ..storage.audio import AudioError, read_audio
 
     x, sr = read_audio(path, allow_silent=False)
     if x.shape[0] != channels:
@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def models_table() -> str:
     """The bundled models, one line each, with their measured numbers."""
-    from ..pretrained import bundled_models, default_model_name
+    from ..inference.pretrained import bundled_models, default_model_name
 
     lines = []
     for m in bundled_models().values():
@@ -133,8 +133,8 @@ def models_table() -> str:
 
 def separate_file(separator, job: Job, outs: list[Path], args) -> None:
     """Separate one file and write its K outputs ``outs`` together, atomically."""
-    from ..audio import write_audio_group
-    from ..inference import separate_signal
+    from ..storage.audio import write_audio_group
+    from ..inference.loading import separate_signal
 
     mix, sr = load_mixture(job.path, args.downmix, separator.channels)
     out_rate = sr if args.output_rate == "input" else separator.sample_rate
@@ -154,7 +154,7 @@ def main(argv=None) -> int:
         parser.error("give the audio to separate (INPUT...) or --demo, not both" if args.demo else
                      "the following arguments are required: inputs (or --demo)")
     if args.model is None:
-        from ..pretrained import default_model_name
+        from ..inference.pretrained import default_model_name
 
         args.model = default_model_name()
     check_model_args(parser, args)
@@ -164,8 +164,8 @@ def main(argv=None) -> int:
         return run_demo(args)
     from tqdm import tqdm
 
-    from ..audio import AudioError
-    from ..checkpoint import CheckpointError
+    from ..storage.audio import AudioError
+    from ..storage.checkpoint import CheckpointError
 
     if args.outdir.exists() and not args.outdir.is_dir():
         parser.error(f"argument -o/--outdir: {args.outdir} exists and is not a folder")

@@ -16,13 +16,13 @@ def main(argv=None) -> int:
     p.add_argument("overrides", nargs="*", help="section.key=value, e.g. train.max_steps=1000")
     args = p.parse_args(argv)
 
-    from ..audio import AudioError
+    from ..storage.audio import AudioError
     from .common import error_line
-    from ..checkpoint import CheckpointError
-    from ..config import ConfigError, load_config
+    from ..storage.checkpoint import CheckpointError
+    from ..config.settings import ConfigError, load_config
     from ..data.layouts import LayoutError
-    from .. import distributed
-    from ..trainer import Trainer
+    from ..training import distributed
+    from ..training.trainer import Trainer
 
     try:
         cfg = load_config(args.config, args.overrides)

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..audio import AudioError, audio_info, read_audio, resample
+from ..storage.audio import AudioError, audio_info, read_audio, resample
 from .augment import random_eq
-from .base import Item
+from .dataset import Item
 
 _GENERATED_UTT = re.compile(r"^(.+)-[a-z]{2}\d+$")  # VOICE-tr0012
 
@@ -61,7 +61,7 @@ class Utterance:
 
 class DynamicMixDataset(torch.utils.data.Dataset):
     """Items -> {"mix": (1, segment), "sources": (K, segment), "length", "name"} like
-    :class:`~diffsep.data.base.SeparationDataset`, each a fresh mixture.
+    :class:`~diffsep.data.dataset.SeparationDataset`, each a fresh mixture.
 
     Args:
         items, kind: the split's items and its layout (for the speaker ids).

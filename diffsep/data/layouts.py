@@ -1,4 +1,4 @@
-"""Dataset layouts -> lists of :class:`~diffsep.data.base.Item`.
+"""Dataset layouts -> lists of :class:`~diffsep.data.dataset.Item`.
 
 wsj0_mix   ROOT/wav{8k,16k}/{min,max}/{tr,cv,tt}/{mix,s1..sK}/NAME.wav
 librimix   ROOT/wav{8k,16k}/{min,max}/metadata/mixture_{split}_{mix_clean,mix_both}.csv
@@ -15,8 +15,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from ..audio import AUDIO_EXTENSIONS
-from .base import Item
+from ..storage.audio import AUDIO_EXTENSIONS
+from .dataset import Item
 
 KINDS = ("wsj0_mix", "librimix", "vbdemand", "folder", "musdb")
 MUSDB_STEMS = ("drums", "bass", "other", "vocals")

@@ -18,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..audio import AudioError, audio_info, read_audio
-from .base import Item
+from ..storage.audio import AudioError, audio_info, read_audio
+from .dataset import Item
 
 
 class MusicTrainSet(torch.utils.data.Dataset):

@@ -12,7 +12,6 @@ Everything is a function of (seed, split, track index).
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -138,7 +137,7 @@ def make_track(seconds: float, sample_rate: int, seed: int | tuple = 0) -> dict[
 
 def write_corpus(root: Path, n_train: int, n_test: int, seconds: float, sample_rate: int, seed: int = 0) -> None:
     """The MUSDB18-HQ layout under ``root`` (float WAV, so the mixture stays the exact sum)."""
-    from ..audio import write_audio_group
+    from ..storage.audio import write_audio_group
 
     for split, count in (("train", n_train), ("test", n_test)):
         for i in range(count):
@@ -146,20 +145,3 @@ def write_corpus(root: Path, n_train: int, n_test: int, seconds: float, sample_r
             folder = Path(root) / split / f"track{i:03d}"
             folder.mkdir(parents=True, exist_ok=True)
             write_audio_group([(folder / f"{k}.wav", v) for k, v in track.items()], sample_rate, subtype="FLOAT")
-
-
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m diffsep.data.synth_music", description=__doc__.split("\n\n")[0])
-    p.add_argument("--root", type=Path, required=True)
-    p.add_argument("--train", type=int, default=40, help="training tracks")
-    p.add_argument("--test", type=int, default=8, help="test tracks")
-    p.add_argument("--seconds", type=float, default=8.0)
-    p.add_argument("--rate", type=int, default=22050)
-    p.add_argument("--seed", type=int, default=0)
-    a = p.parse_args(argv)
-    write_corpus(a.root, a.train, a.test, a.seconds, a.rate, a.seed)
-    print(f"wrote {a.train} + {a.test} tracks of {a.seconds:g} s at {a.rate} Hz under {a.root}")
-
-
-if __name__ == "__main__":
-    main()

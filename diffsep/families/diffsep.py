@@ -7,12 +7,12 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
-from ..ncsnpp import rename_reference_keys
-from ..loss import LossDraws, draw, score_matching_loss
-from ..sampler import nfe, sample
-from ..score_model import ScoreModel
-from ..sde import DiffSepSDE
-from .base import Family
+from ..nets.ncsnpp import rename_reference_keys
+from .score_matching import LossDraws, draw, score_matching_loss
+from ..samplers import nfe, sample
+from ..nets.score_model import ScoreModel
+from ..core.sde import DiffSepSDE
+from .family import Family
 
 
 def fold_channels(x: Tensor) -> Tensor:

@@ -1,0 +1,36 @@
+"""diffsep SUBCOMMAND [options]: one command for everything the toolkit does.
+
+    diffsep separate mix.wav -o out/            separate files or folders (default: the bundled model)
+    diffsep train configs/tiny.yaml [k=v ...]   train (torchrun --nproc_per_node=N -m diffsep train ... for DDP)
+    diffsep evaluate --model M --data-root R    score a model on a test split, or folders of estimates
+    diffsep export last.pt model.pt --fp16      an inference-only copy of a trained model
+    diffsep curves runs/a runs/b -o curves.png  validation curves against wall-clock time
+    diffsep bench score|train|separate|overfit|gpu   benchmarks that print numbers
+    diffsep synth --root data/synth              a synthetic multitrack (music) corpus
+
+``diffsep SUBCOMMAND --help`` lists each one's options; ``python -m diffsep`` is the same command.
+"""
+from __future__ import annotations
+
+import sys
+from importlib import import_module
+
+# subcommand -> module of diffsep.cli with a main(argv) -> int
+SUBCOMMANDS = {"separate": "separate", "train": "train", "evaluate": "evaluate", "export": "export",
+               "curves": "curves", "bench": "benchmarks", "synth": "synth"}
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in SUBCOMMANDS:
+        print(f"diffsep: unknown subcommand {name!r}; valid: {', '.join(SUBCOMMANDS)}", file=sys.stderr)
+        return 2
+    return import_module(f"{__package__}.{SUBCOMMANDS[name]}").main(rest) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

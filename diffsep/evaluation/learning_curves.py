@@ -1,0 +1,59 @@
+"""Learning curves against wall-clock time from runs' ``metrics.jsonl``.
+
+    diffsep curves runs/small runs/convtasnet_small -o docs/curves.png \
+        --keys val_si_sdri val_tt_si_sdri
+
+Training records carry ``time`` (seconds since the process started; a resumed run starts again at
+0, so times are accumulated across restarts); validation records are placed at the time of the
+training record of the same or the nearest earlier step.
+"""
+from __future__ import annotations
+
+import argparse
+import bisect
+import json
+import sys
+from pathlib import Path
+
+
+def read_curves(run_dir: Path, keys: list[str]) -> dict[str, list[tuple[float, int, float]]]:
+    """{key: [(minutes, step, value), ...]} for every key the run logged."""
+    records = [json.loads(ln) for ln in (Path(run_dir) / "metrics.jsonl").read_text().splitlines() if ln]
+    clock, offset, last_time = {}, 0.0, 0.0
+    for r in records:
+        if "time" in r:
+            if r["time"] < last_time:  # a resumed process: its clock restarted
+                offset += last_time
+            last_time = r["time"]
+            clock[r["step"]] = offset + r["time"]
+    steps = sorted(clock)
+    out: dict[str, list] = {k: [] for k in keys}
+    for r in records:
+        for k in keys:
+            if k in r:
+                i = bisect.bisect_right(steps, r["step"])  # the last training record at or before
+                seconds = clock[steps[i - 1]] if i else 0.0
+                out[k].append((seconds / 60, r["step"], float(r[k])))
+    return {k: v for k, v in out.items() if v}
+
+
+def curves_figure(path: Path, runs: dict[str, dict], title: str = "") -> None:
+    """One line per (run, key): value against minutes of training. ``runs``: {label: read_curves(...)}."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from .figures import save_png
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, curves in runs.items():
+        for key, points in curves.items():
+            ax.plot([p[0] for p in points], [p[2] for p in points], marker="o", ms=3, label=f"{label}: {key}")
+    ax.set_xlabel("training time (minutes)")
+    ax.set_ylabel("dB")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    save_png(fig, path, dpi=90)

@@ -1,0 +1,56 @@
+"""Model locations: local checkpoint files, models bundled with the package (by name, see
+:mod:`diffsep.pretrained`), or ``hf://owner/repo[/path/in/repo]`` on the Hugging Face Hub
+(downloaded once into the huggingface_hub cache, then read from there, also offline)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..storage.checkpoint import CheckpointError
+
+HF_PREFIX = "hf://"
+DEFAULT_HUB_FILE = "checkpoint.pt"  # the file name of the released DiffSep model (hf://fakufaku/diffsep)
+
+
+def parse_hub_spec(spec: str) -> tuple[str, str]:
+    """``hf://owner/repo[/file]`` -> (repo_id, filename); filename defaults to checkpoint.pt."""
+    parts = [p for p in spec[len(HF_PREFIX):].split("/") if p]
+    if len(parts) < 2:
+        raise CheckpointError(f"{spec}: expected hf://owner/repo[/file]")
+    return "/".join(parts[:2]), "/".join(parts[2:]) or DEFAULT_HUB_FILE
+
+
+def resolve_model(spec: str | Path) -> Path:
+    """Local path of a model: a file as given, a bundled model's file, or a Hub file fetched
+    through huggingface_hub. Raises CheckpointError with a plain reason (no such file or bundled
+    model, offline, not on the Hub)."""
+    from . import pretrained
+
+    spec = str(spec)
+    if not spec.startswith(HF_PREFIX):
+        path = Path(spec)
+        if path.is_file():
+            return path
+        if pretrained.is_bundled(spec):
+            return pretrained.bundled(spec).path
+        raise CheckpointError(f"{spec}: no such checkpoint file or bundled model (bundled: "
+                              f"{', '.join(pretrained.bundled_models())}; Hub models are written "
+                              f"hf://owner/repo[/file])")
+    repo_id, filename = parse_hub_spec(spec)
+    try:
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import (EntryNotFoundError, LocalEntryNotFoundError,
+                                            RepositoryNotFoundError)
+    except ImportError:  # pragma: no cover - a declared dependency
+        raise CheckpointError(f"{spec}: huggingface_hub is not installed") from None
+    try:
+        return Path(hf_hub_download(repo_id=repo_id, filename=filename))
+    except LocalEntryNotFoundError:
+        raise CheckpointError(f"{spec}: cannot reach the Hugging Face Hub (no network or offline "
+                              f"mode) and the file is not in the local cache; download it on a "
+                              f"machine with network access or pass a local checkpoint path") from None
+    except EntryNotFoundError:
+        raise CheckpointError(f"{spec}: the Hub repository {repo_id} has no file {filename}") from None
+    except RepositoryNotFoundError:
+        raise CheckpointError(f"{spec}: no Hub repository {repo_id} (or it is private)") from None
+    except OSError as e:
+        raise CheckpointError(f"{spec}: download failed ({e})") from None

@@ -1,0 +1,159 @@
+"""From a checkpoint to separated audio: load any supported checkpoint as (Config, network), make
+its separator, and separate one signal given at any sample rate, in chunks.
+
+    separator = load_separator("ckpt.pt", device="cuda", sampler={"steps": 30})
+    est = separate_signal(separator, mix, 44100, chunk_seconds=10, overlap_seconds=1)  # (K, N)
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config.build import build_family, build_model
+from ..storage.checkpoint import CheckpointError, is_ours, load_weights, safe_load
+from ..config.settings import Config, ConfigError, config_from_dict
+from .reference import is_reference, load_reference
+from .separator import Separator, separate
+
+
+@dataclass
+class Trained:
+    """A trained network (eval mode, CPU) with the configuration it was trained with."""
+    config: Config
+    model: nn.Module
+
+
+def load_trained(path_or_ckpt, ema: bool = True) -> Trained:
+    """One of our checkpoints or a reference DiffSep one (detected). ``ema`` selects the EMA
+    weights where the checkpoint has them. Raises CheckpointError naming the file."""
+    where = path_or_ckpt if not isinstance(path_or_ckpt, dict) else "checkpoint"
+    ckpt = safe_load(path_or_ckpt)
+    if is_reference(ckpt):
+        cfg, model = load_reference(ckpt, ema=ema)
+        return Trained(cfg, model.eval())
+    if not is_ours(ckpt):
+        raise CheckpointError(f"{where}: neither a diffsep nor a reference DiffSep checkpoint "
+                              f"(top-level keys: {sorted(map(str, ckpt))[:8]})")
+    try:
+        cfg = config_from_dict(ckpt["config"])
+        family = build_family(cfg)
+        model = family.build_model()
+    except (ConfigError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{where}: cannot rebuild the model from its config ({e})") from None
+    weights = ckpt["ema"] if ema and ckpt.get("ema") is not None else ckpt["model"]
+    load_weights(model, family.upgrade_weights(model, weights), where)
+    return Trained(cfg, model.eval())
+
+
+def load_model(path_or_ckpt, ema: bool = True) -> nn.Module:
+    """The network of a checkpoint (see :func:`load_trained`), in eval mode on CPU."""
+    return load_trained(path_or_ckpt, ema).model
+
+
+def make_separator(trained: Trained, *, device="cpu", sampler: dict | None = None,
+                   rescale: str = "denormalize", seed: int = 0,
+                   warm_start: Trained | None = None) -> Separator:
+    """The separator of a trained network on ``device``; ``sampler`` overrides the sampler
+    settings stored with the model (fields of :class:`diffsep.sampler.SamplerSettings`).
+
+    ``warm_start``: a discriminative model (Conv-TasNet) whose estimate the diffusion starts from
+    (sampler init "model", from ``t_start``): the separator runs it, then refines its estimate."""
+    overrides = {**({"init": "model"} if warm_start is not None else {}), **(sampler or {})}
+    cfg = dataclasses.replace(trained.config, sampler=trained.config.sampler.updated(**overrides))
+    family = build_family(cfg)
+    model = trained.model.to(device).eval()
+    estimate, nfe, info = partial(family.estimate, model), family.nfe, family.info()
+    if warm_start is not None:
+        if cfg.model.kind != "diffsep" or warm_start.config.model.n_src != cfg.model.n_src:
+            raise ValueError(f"a warm start needs a DiffSep model and a partner with as many sources "
+                             f"({cfg.model.kind}, {cfg.model.n_src} sources; partner "
+                             f"{warm_start.config.model.n_src})")
+        first, first_model = build_family(warm_start.config), warm_start.model.to(device).eval()
+        estimate = partial(_warm_started, family, model, first, first_model)
+        nfe += first.nfe
+        info = {**info, "warm_start": first.info()}
+    elif cfg.sampler.init == "model":
+        raise ValueError("sampler init 'model' needs a warm-start model")
+    return Separator(estimate, cfg.model.n_src, cfg.data.sample_rate, channels=cfg.model.audio_channels,
+                     device=torch.device(device), nfe=nfe, rescale=rescale,
+                     generator=torch.Generator(device=device).manual_seed(seed),
+                     fixed_order=cfg.loss.fixed_order, info=info,
+                     stems=tuple(cfg.data.stems) if cfg.data.kind == "musdb" else ())
+
+
+def _warm_started(family, model, first, first_model, mix, generator=None):
+    """DiffSep refining a discriminative estimate. mix (B, 1, N) normalised -> (B, K, N)."""
+    return family.estimate(model, mix, generator, init=first.estimate(first_model, mix, generator))
+
+
+def load_separator(model: str, *, ema: bool = True, device=None, warm_start: str | bool | None = None,
+                   sampler: dict | None = None, **kwargs) -> Separator:
+    """:func:`make_separator` for a checkpoint path, a bundled model's name or
+    ``hf://owner/repo[/file]`` (and a warm-start partner's); the device defaults to CUDA when
+    available. A bundled model comes with the sampler settings and warm-start partner it was
+    measured with (its model card); ``sampler`` and ``warm_start`` override them
+    (``warm_start=False``: none)."""
+    from . import pretrained
+    from .hub import resolve_model
+
+    if not Path(model).is_file() and pretrained.is_bundled(model):
+        entry = pretrained.bundled(model)
+        sampler = {**entry.sampler, **(sampler or {})}
+        warm_start = entry.warm_start if warm_start is None else warm_start
+        if not warm_start:  # the entry's t_start belongs to its partner
+            sampler.pop("t_start", None)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    partner = load_trained(resolve_model(warm_start), ema) if warm_start else None
+    return make_separator(load_trained(resolve_model(model), ema), device=device, warm_start=partner,
+                          sampler=sampler, **kwargs)
+
+
+def random_separator(kind: str = "diffsep", *, nf: int = 64, device="cpu", sampler: dict | None = None,
+                     seed: int = 0) -> Separator:
+    """An untrained network of the paper's settings (DiffSep of width ``nf``, Conv-TasNet, or
+    Demucs: 4 stereo stems at 44.1 kHz) as a separator: speed does not depend on the weights
+    (benchmarks)."""
+    d = {"model": {"kind": kind, "nf": nf, "init_scale": 1.0}}
+    if kind == "demucs":
+        d["model"].update(n_src=4, audio_channels=2)
+        d.update(data={"sample_rate": 44100}, loss={"fixed_order": True})
+    cfg = config_from_dict(d)
+    torch.manual_seed(seed)
+    return make_separator(Trained(cfg, build_model(cfg).eval()), device=device, sampler=sampler)
+
+
+def chunk_samples(chunk_seconds: float, overlap_seconds: float, sample_rate: int) -> tuple[int, int]:
+    """(chunk, overlap) in samples; a chunk of 0 seconds or less means whole inputs (0, 0).
+    Raises ValueError unless 0 <= overlap < chunk."""
+    if chunk_seconds <= 0:
+        return 0, 0
+    chunk = int(round(chunk_seconds * sample_rate))
+    overlap = int(round(overlap_seconds * sample_rate))
+    if chunk < 1 or not 0 <= overlap < chunk:
+        raise ValueError(f"need 0 <= overlap < chunk, got {overlap_seconds:g} s overlap for "
+                         f"{chunk_seconds:g} s chunks")
+    return chunk, overlap
+
+
+def separate_signal(separator, mix: np.ndarray, rate: int, *, chunk_seconds: float = 10.0,
+                    overlap_seconds: float = 1.0, batch_size: int = 1,
+                    out_rate: int | None = None) -> np.ndarray:
+    """Separate one signal given at ``rate``: resample to the model's rate, separate in chunks,
+    resample to ``out_rate`` (default: ``rate``). mix (N,) -> (K, N') or mix (C, N) ->
+    (K, C, N') float32, with N' = round(N · out_rate / rate)."""
+    from ..storage.audio import resample
+
+    model_rate, out_rate = separator.sample_rate, out_rate or rate
+    x = resample(np.atleast_2d(mix), rate, model_rate)
+    chunk, overlap = chunk_samples(chunk_seconds, overlap_seconds, model_rate)
+    est, = separate(separator, [torch.from_numpy(x)], chunk=chunk, overlap=overlap, batch_size=batch_size)
+    est = est.numpy()
+    n_out = int(round(mix.shape[-1] * out_rate / rate))
+    return resample(est.reshape(-1, est.shape[-1]), model_rate, out_rate, length=n_out).reshape(
+        *est.shape[:-1], n_out)

@@ -1,0 +1,216 @@
+"""Reverse-time samplers for the DiffSep SDE (Sec. 3.4). Each sampler is a plain function.
+
+``score_fn(x, t, mix)`` (x (B, K, N), t (B,), mix (B, 1, N) -> (B, K, N)) is any callable: the
+network, or the exact score of a known Gaussian marginal in tests. Samplers start from the prior
+x_T = mix / K + L_T z and return estimates of shape (B, K, N). Reverse SDE (Eq. 12):
+    dx = [−γ P̄ x − g(t)² ∇log p_t(x)] dt + g(t) dw̄.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from .core.sde import DiffSepSDE, ScoreFn
+
+
+@dataclass
+class SamplerSettings:
+    """Every sampler option, one object for configs, checkpoints, command lines and benchmarks.
+    Each sampler reads the fields it names in :data:`SAMPLERS`; the others are ignored."""
+    kind: str = "pc"  # pc (predictor-corrector) | ode (probability flow) | em (Euler–Maruyama)
+    steps: int = 30  # number of time steps N
+    snr: float = 0.5  # corrector step size parameter r (pc)
+    corrector_steps: int = 1  # Langevin corrector steps per time step (pc)
+    t_eps: float = 0.03  # last evaluation time
+    reference_dt: bool = False  # pc: use the reference's step 1/N (to reproduce published numbers)
+    solver: str = "heun"  # ode: heun | euler
+    init: str = "prior"  # prior: start at T from mix / K + L_T z | model: warm start from an estimate ŝ
+    t_start: float = 0.5  # init model: start at this time from μ_t(ŝ) + L_t z, with steps × t_start / T steps
+
+    def steps_from(self, T: float = 1.0) -> int:
+        """Time steps actually taken: all of them from the prior, proportionally fewer from t_start."""
+        return self.steps if self.init == "prior" else max(1, round(self.steps * self.t_start / T))
+
+    def updated(self, **overrides) -> "SamplerSettings":
+        """A copy with the given fields replaced (None values are ignored; unknown keys fail)."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown sampler option(s) {unknown}; valid: {', '.join(sorted(known))}")
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def time_grid(steps: int, T: float = 1.0, t_eps: float = 0.03, *, device=None,
+              dtype=torch.float32) -> Tensor:
+    """Evaluation times and the end time: linspace(T, t_eps, steps) followed by 0. -> (steps + 1,).
+
+    As in the reference implementation, t_eps is the last time at which the score is evaluated;
+    the last step then goes from t_eps to 0 (where the reference steps by 1 / steps, i.e. to about
+    0 as well).
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if not 0 < t_eps <= T:
+        raise ValueError(f"need 0 < t_eps <= T, got t_eps={t_eps}, T={T}")
+    times = torch.linspace(T, t_eps, steps, device=device, dtype=dtype)
+    return torch.cat((times, times.new_zeros(1)))
+
+
+def _randn(x: Tensor, generator) -> Tensor:
+    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+
+
+def corrector_step(score_fn: ScoreFn, sde: DiffSepSDE, x: Tensor, t: Tensor, mix: Tensor,
+                   snr: float, generator=None) -> tuple[Tensor, Tensor]:
+    """Annealed Langevin step preconditioned by Σ_t: x_mean = x + 2 r² Σ_t q,
+    x = x_mean + 2 r L_t z. Returns (x, x_mean), both (B, K, N)."""
+    x_mean = x + 2.0 * snr ** 2 * sde.mult_Sigma(score_fn(x, t, mix), t)
+    return x_mean + 2.0 * snr * sde.mult_L(_randn(x, generator), t), x_mean
+
+
+def predictor_step(score_fn: ScoreFn, sde: DiffSepSDE, x: Tensor, t: Tensor, mix: Tensor,
+                   dt: float | Tensor, generator=None) -> tuple[Tensor, Tensor]:
+    """Reverse-diffusion step from t to t − dt: x_mean = x + (γ P̄ x + g² q) dt,
+    x = x_mean + g sqrt(dt) z. Returns (x, x_mean), both (B, K, N)."""
+    g = sde.diffusion(t).reshape(-1, 1, 1)
+    x_mean = x - sde.reverse_drift(x, t, score_fn(x, t, mix)) * dt
+    return x_mean + g * dt ** 0.5 * _randn(x, generator), x_mean
+
+
+@torch.no_grad()
+def pc_sample(score_fn: ScoreFn, sde: DiffSepSDE, mix: Tensor, *, steps: int = 30,
+              snr: float = 0.5, corrector_steps: int = 1, t_eps: float = 0.03,
+              reference_dt: bool = False, generator: torch.Generator | None = None,
+              x_T: Tensor | None = None, t_start: float | None = None, callback=None) -> Tensor:
+    """Predictor-corrector sampler: per time step, ``corrector_steps`` annealed Langevin steps then
+    one reverse-diffusion step. Uses steps × (1 + corrector_steps) score evaluations.
+
+    Args:
+        mix: (B, 1, N) mixture (normalised as in training).
+        steps: number of time steps N; snr: corrector signal-to-noise ratio r.
+        t_eps: last evaluation time. Steps are taken at t_i = linspace(T, t_eps, steps) and the
+            predictor moves from t_i to t_{i+1}, the last one to 0 (see :func:`time_grid`).
+        reference_dt: reproduce the reference implementation exactly: the same times but a
+            predictor step of 1 / steps whatever the grid (for published numbers).
+        generator: noise source; x_T: start here instead of sampling the prior (B, K, N).
+        t_start: the time x_T belongs to (default T); the grid then runs from t_start.
+        callback: called as callback(i, t, x_mean) after every step.
+    Returns:
+        (B, K, N) the last predictor mean.
+    """
+    B = mix.shape[0]
+    x = sde.prior_sample(mix, generator) if x_T is None else x_T
+    t0 = sde.T if t_start is None else t_start
+    grid = time_grid(steps, t0, t_eps, device=mix.device, dtype=mix.dtype)
+    times = grid[:-1]
+    dts = [t0 / steps] * steps if reference_dt else (grid[:-1] - grid[1:]).tolist()
+    x_mean = x
+    for i, (t, dt) in enumerate(zip(times, dts)):
+        vec_t = t.expand(B)
+        for _ in range(corrector_steps):
+            x, x_mean = corrector_step(score_fn, sde, x, vec_t, mix, snr, generator)
+        x, x_mean = predictor_step(score_fn, sde, x, vec_t, mix, dt, generator)
+        if callback is not None:
+            callback(i, t, x_mean)
+    return x_mean
+
+
+def ode_drift(score_fn: ScoreFn, sde: DiffSepSDE, x: Tensor, t: Tensor, mix: Tensor) -> Tensor:
+    """Probability-flow ODE velocity dx/dt = −γ P̄ x − ½ g(t)² ∇log p_t(x). (B, K, N) -> (B, K, N)."""
+    return sde.reverse_drift(x, t, score_fn(x, t, mix), ode=True)
+
+
+@torch.no_grad()
+def ode_sample(score_fn: ScoreFn, sde: DiffSepSDE, mix: Tensor, *, steps: int = 10,
+               t_eps: float = 0.03, solver: str = "heun", generator: torch.Generator | None = None,
+               x_T: Tensor | None = None, t_start: float | None = None, callback=None) -> Tensor:
+    """Probability-flow ODE on the grid of :func:`time_grid` (T down to t_eps, then 0).
+
+    solver "heun": second-order steps between grid times and a final Euler step from t_eps to 0
+    (the score is not defined at t = 0), 2 × steps − 1 evaluations; "euler": ``steps`` evaluations.
+    The prior draw is the only randomness. Returns (B, K, N).
+    """
+    if solver not in ("heun", "euler"):
+        raise ValueError(f"unknown ODE solver {solver!r}; valid: heun, euler")
+    B = mix.shape[0]
+    x = sde.prior_sample(mix, generator) if x_T is None else x_T
+    grid = time_grid(steps, sde.T if t_start is None else t_start, t_eps, device=mix.device, dtype=mix.dtype)
+    for i in range(steps):
+        t, t_next = grid[i].expand(B), grid[i + 1].expand(B)
+        h = grid[i + 1] - grid[i]  # negative: integrating backwards in time
+        d = ode_drift(score_fn, sde, x, t, mix)
+        x_next = x + h * d
+        if solver == "heun" and i < steps - 1:
+            x_next = x + h * 0.5 * (d + ode_drift(score_fn, sde, x_next, t_next, mix))
+        x = x_next
+        if callback is not None:
+            callback(i, grid[i + 1], x)
+    return x
+
+
+@torch.no_grad()
+def em_sample(score_fn: ScoreFn, sde: DiffSepSDE, mix: Tensor, *, steps: int = 30,
+              t_eps: float = 0.03, generator: torch.Generator | None = None,
+              x_T: Tensor | None = None, t_start: float | None = None) -> Tensor:
+    """Euler–Maruyama on the reverse SDE (predictor only, no corrector): ``steps`` evaluations.
+    Returns the last mean (B, K, N)."""
+    return pc_sample(score_fn, sde, mix, steps=steps, corrector_steps=0, t_eps=t_eps,
+                     generator=generator, x_T=x_T, t_start=t_start)
+
+
+@dataclass(frozen=True)
+class Sampler:
+    """A registry entry: the function (called with ``steps``, ``x_T``, ``t_start`` and the settings
+    fields it names), and its number of score evaluations as a function of (settings, steps)."""
+    fn: Callable[..., Tensor]
+    options: tuple[str, ...]
+    nfe: Callable[[SamplerSettings, int], int]
+
+
+# The one list of samplers: adding one means its function above and one entry here.
+SAMPLERS: dict[str, Sampler] = {
+    "pc": Sampler(pc_sample, ("snr", "corrector_steps", "t_eps", "reference_dt"),
+                  lambda s, n: n * (1 + s.corrector_steps)),
+    "ode": Sampler(ode_sample, ("t_eps", "solver"), lambda s, n: 2 * n - 1 if s.solver == "heun" else n),
+    "em": Sampler(em_sample, ("t_eps",), lambda s, n: n),
+}
+
+
+def _entry(kind: str) -> Sampler:
+    if kind not in SAMPLERS:
+        raise ValueError(f"unknown sampler {kind!r}; valid: {', '.join(SAMPLERS)}")
+    return SAMPLERS[kind]
+
+
+def sample(score_fn: ScoreFn, sde: DiffSepSDE, mix: Tensor, settings: SamplerSettings | None = None,
+           *, generator: torch.Generator | None = None, init: Tensor | None = None, **overrides) -> Tensor:
+    """Run the sampler ``settings.kind`` with the options that apply to it (``overrides`` replace
+    fields of ``settings``). mix (B, 1, N) -> (B, K, N).
+
+    With ``settings.init == "model"``, ``init`` is an estimate ŝ (B, K, N) of the sources (a
+    discriminative model's, normalised like ``mix``): the reverse process starts at t_start from
+    x = μ_t_start(ŝ) + L_t_start z and takes proportionally fewer steps (warm start)."""
+    settings = (settings or SamplerSettings()).updated(**overrides)
+    entry = _entry(settings.kind)
+    x_T, t_start = None, None
+    if settings.init == "model":
+        if init is None:
+            raise ValueError("sampler init 'model' needs an estimate to start from (a warm-start model)")
+        if not 0 < settings.t_start <= sde.T:
+            raise ValueError(f"sampler t_start must be in (0, T = {sde.T}], got {settings.t_start}")
+        t_start = settings.t_start
+        z = torch.randn(init.shape, generator=generator, device=init.device, dtype=init.dtype)
+        x_T = sde.marginal_sample(init, t_start, z)
+    elif settings.init != "prior":
+        raise ValueError(f"unknown sampler init {settings.init!r}; valid: prior, model")
+    return entry.fn(score_fn, sde, mix, steps=settings.steps_from(sde.T), x_T=x_T, t_start=t_start,
+                    generator=generator, **{k: getattr(settings, k) for k in entry.options})
+
+
+def nfe(settings: SamplerSettings | None = None, T: float = 1.0, **overrides) -> int:
+    """Number of score evaluations the sampler of ``settings`` makes (T: the SDE's final time)."""
+    settings = (settings or SamplerSettings()).updated(**overrides)
+    return _entry(settings.kind).nfe(settings, settings.steps_from(T))
