@@ -1,13 +1,14 @@
-"""diffsep bench {score,train,separate,overfit} [options] (also ``python -m diffsep.bench``):
+"""diffsep bench {score,train,separate,overfit,gpu} [options] (also ``python -m diffsep.bench``):
 benchmarks that print numbers; none asserts."""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from ..bench import network_speed, overfit, separation_speed, training_speed
+from ..bench import gpu_check, network_speed, overfit, separation_speed, training_speed
 
-BENCHES = {"score": network_speed, "train": training_speed, "separate": separation_speed, "overfit": overfit}
+BENCHES = {"score": network_speed, "train": training_speed, "separate": separation_speed, "overfit": overfit,
+           "gpu": gpu_check}
 
 
 def main(argv=None) -> int:

@@ -14,6 +14,7 @@ class DistInfo:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    launched: bool = False  # started by torchrun: a process group exists (also for one process)
 
     @property
     def is_main(self) -> bool:
@@ -21,7 +22,8 @@ class DistInfo:
 
     @property
     def enabled(self) -> bool:
-        return self.world_size > 1
+        """DDP, collectives and barriers are on: under torchrun, whatever the world size."""
+        return self.launched
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
@@ -34,12 +36,14 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
 
 
 def setup(device_kind: str) -> DistInfo:
-    """Join the process group that torchrun describes in the environment (WORLD_SIZE > 1);
-    NCCL for CUDA, gloo otherwise. A single process gets DistInfo() and no process group."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    """Join the process group that torchrun describes in the environment (RANK, WORLD_SIZE and
+    MASTER_ADDR set), also with one process (``torchrun --nproc_per_node=1`` runs the DDP code
+    path, NCCL included); NCCL for CUDA, gloo otherwise. A process started without torchrun gets
+    DistInfo() and no process group."""
+    if not all(k in os.environ for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR")):
         return DistInfo()
-    info = DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    info = DistInfo(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]),
+                    int(os.environ.get("LOCAL_RANK", "0")), launched=True)
     if not dist.is_initialized():
         backend = "nccl" if device_kind == "cuda" else "gloo"
         if backend == "nccl":
