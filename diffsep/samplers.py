@@ -7,7 +7,7 @@ x_T = mix / K + L_T z and return estimates of shape (B, K, N). Reverse SDE (Eq. 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Callable
 
 import torch
@@ -20,15 +20,15 @@ from .core.sde import DiffSepSDE, ScoreFn
 class SamplerSettings:
     """Every sampler option, one object for configs, checkpoints, command lines and benchmarks.
     Each sampler reads the fields it names in :data:`SAMPLERS`; the others are ignored."""
-    kind: str = "pc"  # pc (predictor-corrector) | ode (probability flow) | em (Euler–Maruyama)
-    steps: int = 30  # number of time steps N
-    snr: float = 0.5  # corrector step size parameter r (pc)
-    corrector_steps: int = 1  # Langevin corrector steps per time step (pc)
-    t_eps: float = 0.03  # last evaluation time
-    reference_dt: bool = False  # pc: use the reference's step 1/N (to reproduce published numbers)
-    solver: str = "heun"  # ode: heun | euler
-    init: str = "prior"  # prior: start at T from mix / K + L_T z | model: warm start from an estimate ŝ
-    t_start: float = 0.5  # init model: start at this time from μ_t(ŝ) + L_t z, with steps × t_start / T steps
+    kind: str = field(default="pc", metadata={"choices": ("pc", "ode", "em"), "flag": "sampler", "help": "sampler: pc (predictor-corrector), ode (probability flow), em (Euler–Maruyama)"})
+    steps: int = field(default=30, metadata={"min": 1, "help": "number of time steps N"})
+    snr: float = field(default=0.5, metadata={"gt": 0, "help": "corrector step size r (pc)"})
+    corrector_steps: int = field(default=1, metadata={"min": 0, "help": "Langevin corrector steps per time step (pc)"})
+    t_eps: float = field(default=0.03, metadata={"gt": 0, "help": "last evaluation time"})
+    reference_dt: bool = field(default=False, metadata={"help": "pc: the reference's step 1/N (to reproduce published numbers)"})
+    solver: str = field(default="heun", metadata={"choices": ("heun", "euler"), "help": "ODE solver (ode)"})
+    init: str = field(default="prior", metadata={"choices": ("prior", "model"), "help": "prior: start at T from mix / K + L_T z; model: from a warm-start estimate"})
+    t_start: float = field(default=0.5, metadata={"gt": 0, "help": "warm start: the time the reverse process starts at, from μ_t(ŝ) + L_t z with steps × t_start / T steps"})
 
     def steps_from(self, T: float = 1.0) -> int:
         """Time steps actually taken: all of them from the prior, proportionally fewer from t_start."""

@@ -32,6 +32,15 @@ def normalised_example(K: int, N: int, seed: int = 0, dtype=torch.float64):
     return s / sd, mix / sd
 
 
+def diffsep_model(n_src: int = 2, head: str = "score_t", **net_kwargs):
+    """The DiffSep family's model: a SpectralUNet (``net_kwargs``) under an output head."""
+    from diffsep.core.sde import DiffSepSDE
+    from diffsep.families.preconditioning import Preconditioned
+    from diffsep.nets.spectral_unet import SpectralUNet
+
+    return Preconditioned(SpectralUNet(n_src=n_src, **net_kwargs), head, DiffSepSDE(n_src))
+
+
 @pytest.fixture(scope="session")
 def reference_fixture():
     if not REFERENCE_FIXTURE.is_file():
@@ -42,13 +51,13 @@ def reference_fixture():
 
 def make_tiny_checkpoint(path: Path, n_src: int = 2, sample_rate: int = 8000, steps: int = 2) -> Path:
     """A small random DiffSep checkpoint in our format (fast enough for CLI tests)."""
+    from diffsep.families import describe
     from diffsep.inference.packaging import save_model as save_checkpoint
-    from diffsep.nets.score_model import ScoreModel
 
     torch.manual_seed(0)
-    model = ScoreModel(n_src=n_src, nf=8, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(),
+    model = diffsep_model(n_src, nf=8, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(),
                        init_scale=1.0)
-    config = {"model": {"kind": "diffsep", **model.init_kwargs},
+    config = {"model": describe(model)["model"],
               "sde": {"gamma": 2.0, "sigma_min": 0.05, "sigma_max": 0.5, "T": 1.0},
               "sampler": {"kind": "pc", "steps": steps, "snr": 0.5, "corrector_steps": 1},
               "data": {"sample_rate": sample_rate}, "loss": {"fixed_order": False}}

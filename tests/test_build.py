@@ -9,14 +9,16 @@ from diffsep.config.build import build_family, build_model
 from diffsep.training.optimization import build_optimizer, build_scheduler
 from diffsep.families import describe as config_of
 from diffsep.storage.checkpoint import make_checkpoint
-from diffsep.config.settings import (ConfigError, ConvTasNetConfig, DemucsConfig, ModelConfig,
-                                     config_from_dict, load_config)
+from diffsep.config.settings import ConfigError, config_from_dict, load_config
+from diffsep.families.diffsep_settings import DiffSepModelSettings as ModelConfig
+from diffsep.families.discriminative import ConvTasNetSettings as ConvTasNetConfig
+from diffsep.families.discriminative import DemucsSettings as DemucsConfig
 from diffsep.nets.convtasnet import ConvTasNet
 from diffsep.nets.demucs import Demucs
 from diffsep.families import FAMILIES
 from diffsep.inference.loading import load_trained
 from diffsep.core.normalization import normalize
-from diffsep.nets.score_model import ScoreModel
+from diffsep.nets.spectral_unet import SpectralUNet
 
 SMALL = {"diffsep": ["model.nf=8", "model.ch_mult=[1,2]", "model.num_res_blocks=1",
                      "model.attn_resolutions=[]", "model.init_scale=1.0", "sampler.steps=2"],
@@ -36,7 +38,7 @@ def _defaults(cls, skip=()):
 def test_config_defaults_are_the_network_defaults():
     """Defaults are written twice (the config section and the constructor); they must agree."""
     model = asdict(ModelConfig())
-    for key, value in _defaults(ScoreModel).items():
+    for key, value in _defaults(SpectralUNet).items():
         assert tuple(model[key]) == value if isinstance(value, tuple) else model[key] == value, key
     assert _defaults(ConvTasNet, skip=("n_src", "audio_channels")) == asdict(ConvTasNetConfig())
     assert _defaults(Demucs, skip=("n_src", "audio_channels")) == asdict(DemucsConfig())
@@ -48,8 +50,9 @@ def test_every_family_rebuilds_from_its_checkpoint_and_estimates_the_same(kind):
     torch.manual_seed(0)
     model = build_model(cfg).eval()
     assert isinstance(model, FAMILIES[kind].model_class)
-    trained = load_trained(make_checkpoint(model, config={**config_of(model), "sampler": asdict(cfg.sampler)}))
-    assert type(trained.model) is type(model) and trained.model.init_kwargs == model.init_kwargs
+    sampler = {"sampler": asdict(cfg.sampler)} if hasattr(cfg, "sampler") else {}
+    trained = load_trained(make_checkpoint(model, config={**config_of(model), **sampler}))
+    assert type(trained.model) is type(model) and config_of(trained.model) == config_of(model)
     assert trained.config.model.kind == kind
     family = build_family(trained.config)
     mix = normalize(torch.randn(2, 1, 1200, generator=torch.Generator().manual_seed(1)))[0]
@@ -105,7 +108,10 @@ def test_every_family_loss_is_per_item_and_trains(kind):
 def test_unknown_family_and_schedule_name_the_valid_ones():
     with pytest.raises(ConfigError, match="valid: diffsep, convtasnet, demucs"):
         build_family(load_config(None, ["model.kind=wavenet"]))
-    cfg = load_config(None, ["optim.lr_schedule=linear"])
+    with pytest.raises(ConfigError, match="optim.lr_schedule must be one of none, plateau, cosine"):
+        load_config(None, ["optim.lr_schedule=linear"])
+    cfg = load_config(None)
+    cfg.optim.lr_schedule = "linear"  # past the config checks: the schedule builder refuses it too
     with pytest.raises(ConfigError, match="valid: none, plateau, cosine"):
         build_scheduler(cfg, build_optimizer(cfg, torch.nn.Linear(1, 1)))
     with pytest.raises(TypeError, match="no model family"):

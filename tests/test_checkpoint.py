@@ -7,11 +7,11 @@ import torch
 from diffsep.storage.checkpoint import CheckpointError
 from diffsep.inference.packaging import save_model as save_checkpoint
 from diffsep.inference.loading import load_model
-from diffsep.nets.score_model import ScoreModel
+from conftest import diffsep_model
 
 
 def tiny(K=2, **kw):
-    return ScoreModel(n_src=K, nf=8, ch_mult=(1, 2, 2), attn_resolutions=(128,), **kw)
+    return diffsep_model(K, nf=8, ch_mult=(1, 2, 2), attn_resolutions=(128,), **kw)
 
 
 class _Exploit:
@@ -50,7 +50,7 @@ def test_own_checkpoint_round_trip(tmp_path):
     x = torch.randn(1, 3, 700)
     args = (x, torch.tensor([0.4]), x.sum(1, keepdim=True))
     raw = load_model(path, ema=False)
-    assert raw.init_kwargs == model.init_kwargs
+    assert raw.net.init_kwargs == model.net.init_kwargs and raw.head == model.head
     with torch.no_grad():
         torch.testing.assert_close(raw(*args), model(*args))
-    assert torch.equal(load_model(path).backbone.output_layer.bias, ema["backbone.output_layer.bias"])
+    assert torch.equal(load_model(path).net.backbone.output_layer.bias, ema["net.backbone.output_layer.bias"])

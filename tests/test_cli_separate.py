@@ -176,7 +176,9 @@ def test_recursive_names_keep_same_named_files_apart(tmp_path, tiny_checkpoint):
 @pytest.mark.parametrize("args,message", [
     (["--overlap-seconds", "2", "--chunk-seconds", "2"], "must be less than --chunk-seconds"),
     (["--overlap-seconds", "-1"], "must be >= 0"),
-    (["--steps", "0"], "must be a positive integer"),
+    (["--steps", "0"], "must be >= 1"),
+    (["--t-eps", "0"], "must be > 0"),
+    (["--solver", "rk4"], "invalid choice: 'rk4'"),
     (["--batch-size", "0"], "must be a positive integer"),
     (["--batch-size", "-3"], "must be a positive integer"),
     (["--corrector-steps", "-1"], "must be >= 0"),
@@ -186,6 +188,25 @@ def test_bad_options_are_usage_errors(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as e:
         main(["x.wav", "-o", str(tmp_path / "out"), "--model", "m.pt", *args])
     assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_sampler_options_are_the_sampler_settings_fields():
+    """Every SamplerSettings field has an option (kind as --sampler) with its choices; adding a
+    field adds the option."""
+    from dataclasses import fields
+
+    from diffsep.cli.common import add_sampler_args, sampler_overrides
+    from diffsep.samplers import SAMPLERS, SamplerSettings
+    import argparse
+
+    p = argparse.ArgumentParser()
+    add_sampler_args(p)
+    flags = {a.dest: a for a in p._actions if a.dest.startswith("sampler_")}
+    assert set(flags) == {f"sampler_{f.name}" for f in fields(SamplerSettings)}
+    assert tuple(flags["sampler_kind"].choices) == tuple(SAMPLERS) and "--sampler" in flags["sampler_kind"].option_strings
+    args = p.parse_args(["--sampler", "ode", "--steps", "5", "--reference-dt", "--t-start", "0.2"])
+    assert sampler_overrides(args) == {"kind": "ode", "steps": 5, "reference_dt": True, "t_start": 0.2}
+    assert SamplerSettings().updated(**sampler_overrides(args)).kind == "ode"
 
 
 def test_an_output_path_that_is_a_file_is_refused_before_loading(tmp_path, capsys):

@@ -71,8 +71,12 @@ def test_run_directories_of_another_model_damaged_or_littered(data_root, tmp_pat
                          "train.keep_last=3")
     assert rc == 0, err
     # another size, then another family, in the same run directory: one sentence each
-    for other in ("model.nf=16", "model.kind=convtasnet"):
-        rc, out, err = train(f"data.root={data_root}", f"train.run_dir={run}", "train.max_steps=3", other)
+    other_family = subprocess.run(
+        [sys.executable, "train.py", str(ROOT / "configs" / "convtasnet_tiny.yaml"), "data.kind=folder",
+         "data.train_split=tr", "data.valid_split=cv", "data.segment_seconds=0.25", f"data.root={data_root}",
+         f"train.run_dir={run}", "train.max_steps=3"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    rc, out, err = train(f"data.root={data_root}", f"train.run_dir={run}", "train.max_steps=3", "model.nf=16")
+    for rc, err in ((rc, err), (other_family.returncode, other_family.stderr)):
         assert rc == 2 and "written by a different model" in err and "Traceback" not in err, err[-500:]
         assert len(err) < 2000
     # a killed write left a temporary file, and last.pt is truncated: resume from step_2.pt

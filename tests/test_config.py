@@ -5,7 +5,7 @@ import torch
 
 from diffsep.config.build import build_model
 from diffsep.config.settings import ConfigError, config_from_dict, load_config, to_dict, to_yaml
-from diffsep.nets.score_model import ScoreModel
+from diffsep.families import FAMILIES
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 
@@ -15,8 +15,46 @@ def test_shipped_configs_load_and_build_their_network(name):
     from diffsep.config.build import build_family
 
     cfg = load_config(CONFIGS / f"{name}.yaml")
-    assert cfg.sde.gamma == 2.0 and cfg.loss.t_eps == 0.03
+    if cfg.model.kind == "diffsep":
+        assert cfg.sde.gamma == 2.0 and cfg.loss.t_eps == 0.03
     assert build_family(cfg).kind == cfg.model.kind
+    assert {f for f in cfg.__dataclass_fields__} == {*FAMILIES[cfg.model.kind].sections, "data", "optim", "train"}
+
+
+@pytest.mark.parametrize("name", ["convtasnet_tiny", "convtasnet_wsj0_2mix", "demucs_tiny", "demucs_musdb"])
+def test_discriminative_configs_hold_no_diffsep_section(name):
+    cfg = load_config(CONFIGS / f"{name}.yaml")
+    assert not {"sde", "sampler"} & set(cfg.__dataclass_fields__)
+    assert not hasattr(cfg.model, "nf") and not hasattr(cfg.loss, "p_T")
+    with pytest.raises(ConfigError, match="section 'sde' belongs to model.kind diffsep, not"):
+        load_config(CONFIGS / f"{name}.yaml", ["sde.gamma=3"])
+    with pytest.raises(ConfigError, match=r"unknown key model\.nf for model\.kind"):
+        load_config(CONFIGS / f"{name}.yaml", ["model.nf=3"])
+
+
+def test_value_checks_come_from_field_metadata():
+    """Every numeric field of a section with a range in its metadata is refused outside it."""
+    from dataclasses import fields
+
+    from diffsep.config.settings import check_values
+
+    cfg = load_config(CONFIGS / "tiny.yaml")
+    checked = 0
+    for section in fields(cfg):
+        values = getattr(cfg, section.name)
+        for f in fields(values):
+            meta = f.metadata
+            bad = (meta["min"] - 1 if "min" in meta else meta["gt"] if "gt" in meta
+                   else meta["range"][1] + 1 if "range" in meta else None)
+            if bad is None:
+                continue
+            old = getattr(values, f.name)
+            setattr(values, f.name, type(old)(bad))
+            with pytest.raises(ConfigError, match=f"{section.name}\\.{f.name} must be"):
+                check_values(cfg)
+            setattr(values, f.name, old)
+            checked += 1
+    assert checked >= 25
 
 
 @pytest.mark.parametrize("name", ["demucs_musdb", "demucs_tiny", "convtasnet_musdb", "diffsep_musdb"])
@@ -45,8 +83,9 @@ def test_overrides_are_typed():
 
 
 @pytest.mark.parametrize("override,match", [
-    (["train.maxsteps=3"], "unknown key train.maxsteps; valid keys of train: run_dir, max_steps"),
-    (["trian.max_steps=3"], "unknown section 'trian'; valid: model, convtasnet, demucs, sde"),
+    (["train.maxsteps=3"], "unknown key train.maxsteps for model.kind diffsep; valid keys of train: run_dir, max_steps"),
+    (["trian.max_steps=3"], "unknown section 'trian'; valid: model, loss, data, optim, train, sde, sampler"),
+    (["model.kind=wavenet"], "unknown model.kind 'wavenet'; valid: diffsep, convtasnet, demucs"),
     (["model.nf=abc"], "bad value for model.nf"),
     (["loss.fixed_order=maybe"], "bad value for loss.fixed_order"),
     (["nf=3"], "must look like section.key=value"),
@@ -59,7 +98,7 @@ def test_bad_overrides_fail_clearly(override, match):
 def test_bad_yaml_files_fail_clearly(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("model:\n  nff: 3\n")
-    with pytest.raises(ConfigError, match=r"c\.yaml: unknown key model\.nff; valid keys of model: kind, n_src"):
+    with pytest.raises(ConfigError, match=r"c\.yaml: unknown key model\.nff for model\.kind diffsep; valid keys of model: kind, n_src"):
         load_config(p)
     p.write_text("model: [1, 2\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
@@ -75,9 +114,9 @@ def test_config_round_trip_rebuilds_the_same_model():
     assert "n_src: 3" in to_yaml(cfg)
     torch.manual_seed(0)
     a, b = build_model(cfg), build_model(again)
-    assert isinstance(a, ScoreModel)
+    assert isinstance(a, FAMILIES["diffsep"].model_class)
     b.load_state_dict(a.state_dict())
-    assert a.init_kwargs == b.init_kwargs
+    assert a.net.init_kwargs == b.net.init_kwargs and a.head == b.head
 
 
 @pytest.mark.parametrize("override,key", [
@@ -89,10 +128,12 @@ def test_config_round_trip_rebuilds_the_same_model():
     ("demucs.depth=0", "demucs.depth"), ("loss.waveform=l2", "loss.waveform"),
 ])
 def test_values_no_run_can_use_are_refused_naming_the_key(override, key):
+    base = {"convtasnet": "convtasnet_tiny.yaml", "demucs": "demucs_tiny.yaml"}.get(key.split(".")[0], "tiny.yaml")
+    base = "convtasnet_tiny.yaml" if key == "loss.waveform" else base
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        load_config(CONFIGS / "tiny.yaml", [override])
+        load_config(CONFIGS / base, [override])
     section, name = key.split(".")
-    d = to_dict(load_config(CONFIGS / "tiny.yaml"))
+    d = to_dict(load_config(CONFIGS / base))
     d[section][name] = yaml_value(override)
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):  # also from a checkpoint's config
         config_from_dict(d)
@@ -100,8 +141,23 @@ def test_values_no_run_can_use_are_refused_naming_the_key(override, key):
 
 def test_l1_loss_needs_a_fixed_source_order():
     with pytest.raises(ConfigError, match=r"loss\.fixed_order"):
-        load_config(CONFIGS / "tiny.yaml", ["loss.waveform=l1"])
-    assert load_config(CONFIGS / "tiny.yaml", ["loss.waveform=l1", "loss.fixed_order=true"]).loss.waveform == "l1"
+        load_config(CONFIGS / "convtasnet_tiny.yaml", ["loss.waveform=l1"])
+    cfg = load_config(CONFIGS / "convtasnet_tiny.yaml", ["loss.waveform=l1", "loss.fixed_order=true"])
+    assert cfg.loss.waveform == "l1"
+
+
+def test_a_checkpoint_config_of_the_all_sections_era_still_loads():
+    """Checkpoints once held every family's sections: those of other families are dropped."""
+    d = to_dict(load_config(CONFIGS / "convtasnet_tiny.yaml"))
+    d["sde"] = {"gamma": 2.0}
+    d["sampler"] = {"steps": 30}
+    d["model"]["nf"] = 128
+    d["loss"]["p_T"] = 0.1
+    cfg = config_from_dict(d)
+    assert cfg == load_config(CONFIGS / "convtasnet_tiny.yaml")
+    d["model"]["bogus"] = 1
+    with pytest.raises(ConfigError, match=r"model\.bogus"):
+        config_from_dict(d)
 
 
 def yaml_value(override: str):

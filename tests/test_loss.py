@@ -3,9 +3,8 @@ import torch
 
 from diffsep.families.score_matching import score_matching_loss
 from diffsep.core.pit import permute
-from diffsep.nets.score_model import ScoreModel
 from diffsep.core.sde import DiffSepSDE
-from conftest import normalised_example
+from conftest import diffsep_model, normalised_example
 
 
 def batch(K, B=4, N=600, dtype=torch.float64):
@@ -91,7 +90,7 @@ def test_regular_branch_shuffles_sources_per_item():
 
 def test_gradients_reach_every_trainable_parameter():
     torch.manual_seed(0)
-    model = ScoreModel(n_src=2, nf=8, ch_mult=(1, 2, 2), attn_resolutions=(128,), init_scale=1.0)
+    model = diffsep_model(2, nf=8, ch_mult=(1, 2, 2), attn_resolutions=(128,), init_scale=1.0)
     sde = DiffSepSDE(2)
     s, mix = batch(2, B=2, N=1000, dtype=torch.float32)
     loss = score_matching_loss(model, sde, s, mix, p_T=0.5, generator=torch.Generator().manual_seed(0))

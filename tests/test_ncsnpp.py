@@ -1,5 +1,5 @@
-"""NCSN++ named structure: the reference order, key renaming, and checkpoints of the older flat
-layout."""
+"""NCSN++ named structure: the reference order, key renaming, checkpoints of older layouts, the
+output divisor and the time embedding."""
 import pytest
 import torch
 
@@ -7,7 +7,7 @@ from diffsep.families import describe
 from diffsep.storage.checkpoint import make_checkpoint
 from diffsep.inference.loading import load_trained
 from diffsep.nets.ncsnpp import NCSNpp, rename_reference_keys
-from diffsep.nets.score_model import ScoreModel
+from conftest import diffsep_model
 
 
 def small_net():
@@ -50,13 +50,17 @@ def test_renaming_flat_keys_is_the_inverse_of_flattening():
     assert rename_reference_keys({"all_modules.999.w": 1}, names) == {"all_modules.999.w": 1}
 
 
-def test_checkpoints_of_the_flat_layout_still_load():
+@pytest.mark.parametrize("layout", ["flat", "named"])
+def test_checkpoints_of_older_layouts_still_load(layout):
+    """Older checkpoints hold ``backbone.*`` (before the head was apart from the spectral U-Net;
+    the bundled models) or, older still, the reference's flat ``backbone.all_modules.<i>``."""
     torch.manual_seed(0)
-    model = ScoreModel(n_src=2, nf=8, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(128,),
-                       init_scale=1.0).eval()
-    names = model.backbone.reference_module_names()
-    legacy = {("backbone." + k): v for k, v in flat(model.backbone.state_dict(), names).items()}
-    assert any(".all_modules." in k for k in legacy)
+    model = diffsep_model(2, nf=8, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(128,),
+                          init_scale=1.0).eval()
+    names = model.net.backbone.reference_module_names()
+    state = model.net.backbone.state_dict()
+    legacy = {("backbone." + k): v for k, v in (flat(state, names) if layout == "flat" else state).items()}
+    assert (layout == "flat") == any(".all_modules." in k for k in legacy)
     ckpt = make_checkpoint(model, config=describe(model), ema=legacy)
     ckpt["model"] = legacy
     loaded = load_trained(ckpt).model
@@ -65,14 +69,30 @@ def test_checkpoints_of_the_flat_layout_still_load():
     torch.testing.assert_close(loaded(x, t, mix), model(x, t, mix), rtol=0, atol=0)
 
 
-def test_sqrt_t_output_scale_is_the_reference_output_times_sqrt_t():
-    """Same weights: before the final affine 1x1 conv the two scalings differ by exactly √t."""
-    ref, alt = small_net(), small_net()
-    alt.output_scale = "sqrt_t"
-    bias = ref.output_layer.bias[None, :, None, None]
-    x, t = torch.randn(3, 6, 32, 16), torch.tensor([0.03, 0.3, 1.0])
+def test_divisor_divides_the_output_pyramid_before_the_affine_output_conv():
+    """What the paper's head relies on: net(x, t, d) − b = (net(x, t) − b) / d per item, with b
+    the 1x1 output conv's bias (so d = t is the reference's scale_by_sigma, exactly)."""
+    net = small_net()
+    bias = net.output_layer.bias[None, :, None, None]
+    g = torch.Generator().manual_seed(0)
+    x, t = torch.randn(3, 6, 32, 16, generator=g), torch.tensor([0.03, 0.3, 1.0])
+    d = 0.05 + torch.rand(3, generator=g)
     with torch.no_grad():
-        a, b = ref(x, t) - bias, alt(x, t) - bias
-    torch.testing.assert_close(b, a * t.sqrt().reshape(-1, 1, 1, 1), rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match="valid: t, sqrt_t"):
-        NCSNpp(nf=8, ch_mult=(1, 2), image_size=32, output_scale="t2")
+        plain, divided = net(x, t) - bias, net(x, t, d) - bias
+    torch.testing.assert_close(divided, plain / d.reshape(-1, 1, 1, 1), rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(divided, plain, rtol=1e-3)
+
+
+def test_time_embedding_of_t_is_defined_at_t_0_and_log_t_is_not():
+    x, t = torch.randn(2, 6, 32, 16), torch.tensor([0.0, 0.5])
+    outs = {}
+    for emb in ("log_t", "t"):
+        torch.manual_seed(0)
+        net = NCSNpp(in_ch=6, out_ch=4, nf=8, ch_mult=(1, 2, 2), attn_resolutions=(16,), image_size=32,
+                     init_scale=1.0, time_embedding=emb)
+        with torch.no_grad():
+            outs[emb] = net(x, t)
+    assert torch.isfinite(outs["t"]).all()
+    assert not torch.isfinite(outs["log_t"][0]).all() and torch.isfinite(outs["log_t"][1]).all()
+    with pytest.raises(ValueError, match="valid: log_t, t"):
+        NCSNpp(nf=8, ch_mult=(1, 2), image_size=32, time_embedding="sigma")

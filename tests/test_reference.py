@@ -6,7 +6,8 @@ import torch
 
 from diffsep.storage.checkpoint import CheckpointError
 from diffsep.inference.loading import load_model
-from diffsep.inference.reference import from_reference, read_reference_config
+from diffsep.inference.loading import from_reference
+from diffsep.inference.reference import read_reference_config
 
 
 def _rel_err(out, expected):
@@ -17,7 +18,7 @@ def _rel_err(out, expected):
 def test_reference_equivalence(reference_fixture, ema, key):
     """The converted reference checkpoint reproduces the reference implementation's outputs."""
     model = from_reference(reference_fixture["checkpoint"], ema=ema)
-    assert model.n_src == 2 and model.spec_factor == 0.33
+    assert model.n_src == 2 and model.net.spec_factor == 0.33 and model.head == "score_t"
     with torch.no_grad():
         out = model(**reference_fixture["inputs"])
     assert _rel_err(out, reference_fixture["expected"][key]) <= 1e-4
@@ -29,11 +30,11 @@ def test_reference_converter_reads_its_config_and_picks_ema(reference_fixture):
     assert cfg["model"]["n_src"] == 2 and cfg["model"]["nf"] == 16
     assert cfg["sde"] == {"gamma": 2.0, "sigma_min": 0.05, "sigma_max": 0.5}
     raw, ema = from_reference(ckpt, ema=False), from_reference(ckpt)
-    w_raw = raw.backbone.temb.dense_0.weight
+    w_raw = raw.net.backbone.temb.dense_0.weight
     assert torch.equal(w_raw, ckpt["state_dict"]["score_model.backbone.all_modules.1.weight"])
-    assert torch.equal(ema.backbone.temb.dense_0.weight, ckpt["ema"]["shadow_params"][3])
+    assert torch.equal(ema.net.backbone.temb.dense_0.weight, ckpt["ema"]["shadow_params"][3])
     # Fourier frequencies come from the file, not from a new random draw
-    assert torch.equal(ema.backbone.temb.fourier.W, ckpt["ema"]["shadow_params"][2])
+    assert torch.equal(ema.net.backbone.temb.fourier.W, ckpt["ema"]["shadow_params"][2])
 
 
 def test_reference_without_ema_state_falls_back_to_state_dict(reference_fixture):

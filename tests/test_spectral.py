@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from diffsep.core import spectral
-from diffsep.nets.score_model import ScoreModel
+from diffsep.nets.spectral_unet import SpectralUNet
 
 
 @pytest.mark.parametrize("N", [1, 127, 1001, 12345])
@@ -63,7 +63,7 @@ def test_channel_packing_order_and_round_trip():
 @pytest.mark.parametrize("N", [1, 999, 8000])
 def test_score_model_encode_decode_round_trip(N):
     """The wrapper's own pre/post-processing (pad, STFT, compress, pack, frame padding) inverts."""
-    model = ScoreModel(n_src=2, nf=8, ch_mult=(1, 2, 2), spec_factor=0.33).double()
+    model = SpectralUNet(n_src=2, nf=8, ch_mult=(1, 2, 2), spec_factor=0.33).double()
     x = torch.randn(2, 3, N, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     h, pad = model.encode(x)
     assert h.shape[1] == 6 and h.shape[2] == 256 and h.shape[3] % model.frame_multiple == 0

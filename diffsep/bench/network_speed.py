@@ -11,7 +11,9 @@ import time
 
 import torch
 
-from ..nets.score_model import ScoreModel
+from ..core.sde import DiffSepSDE
+from ..families.preconditioning import Preconditioned
+from ..nets.spectral_unet import SpectralUNet
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -57,7 +59,8 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(0)
-    model = ScoreModel(n_src=args.n_src, nf=args.nf, init_scale=1.0).to(device)
+    net = SpectralUNet(n_src=args.n_src, nf=args.nf, init_scale=1.0)
+    model = Preconditioned(net, "score_t", DiffSepSDE(args.n_src)).to(device)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     N = int(round(args.seconds * args.fs))

@@ -40,7 +40,7 @@ def run(args) -> int:
 
     tr = Trainer(cfg, datasets=(_Sized(64 * t.batch_size), None))  # no data files needed
     device = tr.device
-    name = f"nf={cfg.model.nf}" if cfg.model.kind == "diffsep" else cfg.model.kind
+    name = f"nf={cfg.model.nf}" if hasattr(cfg.model, "nf") else cfg.model.kind
     print(f"train bench: model {name} params={sum(p.numel() for p in tr.model.parameters()):,} "
           f"batch {t.batch_size} x accumulate {t.accumulate}, {d.segment_seconds:g} s at "
           f"{d.sample_rate} Hz x {C} channel(s), amp={t.amp}, device={device}, threads={torch.get_num_threads()}")

@@ -40,15 +40,43 @@ def positive_float(text: str) -> float:
     return value
 
 
+def _field_type(f, meta):
+    """An argparse type for a settings field: its Python type, checked against its metadata."""
+    base = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
+
+    def parse(text: str):
+        value = base(text)
+        if "min" in meta and not value >= meta["min"]:
+            raise argparse.ArgumentTypeError(f"must be >= {meta['min']}, got {text}")
+        if "gt" in meta and not value > meta["gt"]:
+            raise argparse.ArgumentTypeError(f"must be > {meta['gt']}, got {text}")
+        return value
+    parse.__name__ = base.__name__
+    return parse
+
+
+def add_sampler_args(p: argparse.ArgumentParser) -> None:
+    """One option per field of :class:`diffsep.samplers.SamplerSettings` (``--steps``,
+    ``--corrector-steps`` ...; ``kind`` is ``--sampler``), from its type and metadata; None
+    (not given) keeps the model's own setting."""
+    from dataclasses import fields
+
+    from ..samplers import SamplerSettings
+
+    for f in fields(SamplerSettings):
+        meta = f.metadata
+        flag = "--" + meta.get("flag", f.name).replace("_", "-")
+        help_ = f"{meta.get('help', f.name)} (default: the model's)"
+        if (f.type if isinstance(f.type, str) else f.type.__name__) == "bool":
+            p.add_argument(flag, dest=f"sampler_{f.name}", action=argparse.BooleanOptionalAction, help=help_)
+        else:
+            p.add_argument(flag, dest=f"sampler_{f.name}", type=_field_type(f, meta), choices=meta.get("choices"),
+                           help=help_, metavar=None if "choices" in meta else f.name.upper())
+
+
 def add_model_args(p: argparse.ArgumentParser) -> None:
     """Sampler, chunking and device options shared by separate and evaluate."""
-    from ..samplers import SAMPLERS
-
-    p.add_argument("--sampler", choices=list(SAMPLERS), help="sampler (default: the model's)")
-    p.add_argument("--steps", type=positive_int, help="number of time steps N (default: the model's)")
-    p.add_argument("--snr", type=positive_float, help="corrector step size r (pc)")
-    p.add_argument("--corrector-steps", type=int, help="corrector steps per time step (pc)")
-    p.add_argument("--solver", choices=("heun", "euler"), help="ODE solver (ode)")
+    add_sampler_args(p)
     p.add_argument("--rescale", default="denormalize",
                    choices=("denormalize", "mix_projection", "mix_consistency"),
                    help="final scaling of the estimates (default: undo the normalisation)")
@@ -65,25 +93,19 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                    help="start the diffusion from this discriminative model's estimate (Conv-TasNet "
                         "checkpoint or bundled name; 'none': from the prior, also for a bundled model "
                         "that has a partner)")
-    p.add_argument("--t-start", type=positive_float,
-                   help="with a warm start: the time the reverse process starts at (0 < t <= T; "
-                        "default: the bundled model's, else 0.5)")
 
 
 def check_model_args(parser: argparse.ArgumentParser, args) -> None:
     """Usage errors that involve several options (before any work is done)."""
-    if args.corrector_steps is not None and args.corrector_steps < 0:
-        parser.error(f"argument --corrector-steps: must be >= 0, got {args.corrector_steps}")
     if args.chunk_seconds > 0 and args.overlap_seconds >= args.chunk_seconds:
         parser.error(f"argument --overlap-seconds: must be less than --chunk-seconds "
                      f"({args.overlap_seconds:g} >= {args.chunk_seconds:g})")
 
 
 def sampler_overrides(args) -> dict:
-    pairs = (("kind", args.sampler), ("steps", args.steps), ("snr", args.snr),
-             ("corrector_steps", args.corrector_steps), ("solver", args.solver),
-             ("t_start", args.t_start))
-    return {k: v for k, v in pairs if v is not None}
+    """The sampler options given on the command line, as SamplerSettings fields."""
+    prefix = "sampler_"
+    return {k[len(prefix):]: v for k, v in vars(args).items() if k.startswith(prefix) and v is not None}
 
 
 def warm_start_arg(args):
@@ -100,7 +122,7 @@ def load_separator(args):
     sep = load(args.model, ema=not args.raw_weights, device=args.device,
                sampler=sampler_overrides(args), rescale=args.rescale, seed=args.seed,
                warm_start=warm_start_arg(args))
-    if args.t_start is not None and "warm_start" not in sep.info:
+    if args.sampler_t_start is not None and "warm_start" not in sep.info:
         raise ValueError("--t-start needs a warm start (--warm-start CKPT, or a bundled model that has one)")
     return sep
 

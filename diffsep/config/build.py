@@ -4,11 +4,11 @@ Defaults live in the settings dataclasses only.
 """
 from __future__ import annotations
 
-import torch
 from torch import nn
 
-from .settings import Config, ConfigError
 from ..families import FAMILIES, Family
+from .settings import Config, ConfigError
+
 
 def build_family(cfg: Config) -> Family:
     kind = cfg.model.kind

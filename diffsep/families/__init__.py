@@ -10,7 +10,18 @@ from .discriminative import ConvTasNetFamily, DemucsFamily
 FAMILIES: dict[str, type[Family]] = {"diffsep": DiffSepFamily, "convtasnet": ConvTasNetFamily,
                                      "demucs": DemucsFamily}
 
-__all__ = ["FAMILIES", "Family", "describe", "DiffSepFamily", "ConvTasNetFamily", "DemucsFamily"]
+__all__ = ["FAMILIES", "Family", "describe", "register_family", "DiffSepFamily", "ConvTasNetFamily", "DemucsFamily"]
+
+
+def register_family(family: type[Family]) -> type[Family]:
+    """Add a family to :data:`FAMILIES` under its ``kind`` (usable as a class decorator); from then
+    on configs with that ``model.kind`` load, train, separate and evaluate with it."""
+    if not family.kind or not isinstance(family.kind, str):
+        raise ValueError(f"{family.__name__}: a family needs a kind (its model.kind name)")
+    if family.kind in FAMILIES and FAMILIES[family.kind] is not family:
+        raise ValueError(f"model.kind {family.kind!r} is taken by {FAMILIES[family.kind].__name__}")
+    FAMILIES[family.kind] = family
+    return family
 
 
 def describe(model: nn.Module) -> dict:

@@ -10,9 +10,12 @@ from torch import Tensor, nn
 from ..nets.ncsnpp import rename_reference_keys
 from .score_matching import LossDraws, draw, score_matching_loss
 from ..samplers import nfe, sample
-from ..nets.score_model import ScoreModel
+from ..nets.spectral_unet import SpectralUNet
 from ..core.sde import DiffSepSDE
+from ..samplers import SamplerSettings
+from .diffsep_settings import DiffSepLossSettings, DiffSepModelSettings, SDESettings
 from .family import Family
+from .preconditioning import Preconditioned, resolve_head
 
 
 def fold_channels(x: Tensor) -> Tensor:
@@ -36,18 +39,34 @@ class ChannelDraws:
 
 class DiffSepFamily(Family):
     kind = "diffsep"
-    model_class = ScoreModel
+    model_class = Preconditioned
+    sections = {"model": DiffSepModelSettings, "sde": SDESettings, "loss": DiffSepLossSettings,
+                "sampler": SamplerSettings}
+    sampler_section = "sampler"
+    warm_start = True  # the reverse process can start at t_start from another separator's estimate
+
+    @classmethod
+    def check(cls, cfg) -> None:
+        if not cfg.sde.sigma_min < cfg.sde.sigma_max:
+            raise ValueError(f"need sde.sigma_min < sde.sigma_max, got {cfg.sde.sigma_min}, {cfg.sde.sigma_max}")
+        for key, value in (("loss.t_eps", cfg.loss.t_eps), ("sampler.t_eps", cfg.sampler.t_eps),
+                           ("sampler.t_start", cfg.sampler.t_start)):
+            if not 0 < value <= cfg.sde.T:
+                raise ValueError(f"{key} must be in (0, sde.T = {cfg.sde.T}], got {value}")
+        resolve_head(cfg.model.head, cfg.model.output_scale)  # the older output_scale agrees with head
 
     def __init__(self, cfg):
         super().__init__(cfg)
         self.sde = DiffSepSDE(cfg.model.n_src, **asdict(cfg.sde))
         self.sampler = cfg.sampler
 
-    def build_model(self) -> ScoreModel:
+    def build_model(self) -> Preconditioned:
+        """The spectral U-Net with the model section's head (``output_scale``: its older name)."""
         kwargs = asdict(self.cfg.model)
-        kwargs.pop("kind"), kwargs.pop("audio_channels")
-        kwargs["ch_mult"], kwargs["attn_resolutions"] = tuple(kwargs["ch_mult"]), tuple(kwargs["attn_resolutions"])
-        return ScoreModel(**kwargs)
+        for key in ("kind", "audio_channels", "head", "output_scale"):
+            kwargs.pop(key)
+        head = resolve_head(self.cfg.model.head, self.cfg.model.output_scale)
+        return Preconditioned(SpectralUNet(**kwargs), head, self.sde)
 
     def draw(self, shape, generator) -> LossDraws | ChannelDraws:
         """Draws for sources (B, K, N); for (B, K, C, N), draws of the B·C channel items."""
@@ -88,17 +107,21 @@ class DiffSepFamily(Family):
     def info(self) -> dict:
         return {"kind": self.kind, "sampler": asdict(self.sampler)}
 
-    def upgrade_weights(self, model: ScoreModel, weights: dict) -> dict:
-        """Checkpoints written before the U-Net had named levels hold ``backbone.all_modules.<i>``
-        keys, the reference's layout: rename them."""
-        legacy = "backbone.all_modules."
-        if not any(k.startswith(legacy) for k in weights):
+    def upgrade_weights(self, model: Preconditioned, weights: dict) -> dict:
+        """Older key layouts: ``backbone.*`` (before the head was apart from the spectral U-Net)
+        is ``net.backbone.*``; ``backbone.all_modules.<i>`` (before the U-Net had named levels,
+        the reference's layout) is renamed to the named levels."""
+        weights = {f"net.{k}" if k.startswith("backbone.") else k: v for k, v in weights.items()}
+        prefix = "net.backbone."
+        if not any(k.startswith(prefix + "all_modules.") for k in weights):
             return weights
-        backbone = {k[len("backbone."):]: v for k, v in weights.items() if k.startswith("backbone.")}
-        rest = {k: v for k, v in weights.items() if not k.startswith("backbone.")}
-        renamed = rename_reference_keys(backbone, model.backbone.reference_module_names())
-        return {**rest, **{f"backbone.{k}": v for k, v in renamed.items()}}
+        backbone = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
+        rest = {k: v for k, v in weights.items() if not k.startswith(prefix)}
+        renamed = rename_reference_keys(backbone, model.net.backbone.reference_module_names())
+        return {**rest, **{prefix + k: v for k, v in renamed.items()}}
 
     @staticmethod
-    def config_of(model: ScoreModel) -> dict:
-        return {"model": {"kind": "diffsep", **model.init_kwargs}}
+    def config_of(model: Preconditioned) -> dict:
+        sde = model.sde
+        return {"model": {"kind": "diffsep", **model.net.init_kwargs, "head": model.head},
+                "sde": {"gamma": sde.gamma, "sigma_min": sde.sigma_min, "sigma_max": sde.sigma_max, "T": sde.T}}

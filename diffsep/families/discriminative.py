@@ -3,21 +3,68 @@ waveform loss. Conv-TasNet (utterance-level PIT on negative SI-SNR, or L1 in a f
 Demucs paper's music baseline) and Demucs (L1 on the waveform, stems in a fixed order)."""
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 
 from torch import Tensor, nn
 
 from ..core.sdr import si_sdr
-from ..nets.convtasnet import ConvTasNet
+from ..nets.convtasnet import MASK_ACTIVATIONS, ConvTasNet
 from ..nets.demucs import Demucs
-from .family import Family
+from .family import Family, LossSettings, arg_default
 from .waveform_losses import l1_loss, pit_si_snr_loss
+
+
+@dataclass
+class ConvTasNetSettings:
+    """The ``convtasnet`` section: the network of Luo & Mesgarani (2019), their letters."""
+    N: int = field(default=arg_default(ConvTasNet, "N"), metadata={"min": 1})  # encoder filters
+    L: int = field(default=arg_default(ConvTasNet, "L"), metadata={"min": 1})  # encoder filter length in samples (stride L/2)
+    B: int = field(default=arg_default(ConvTasNet, "B"), metadata={"min": 1})  # bottleneck channels
+    H: int = field(default=arg_default(ConvTasNet, "H"), metadata={"min": 1})  # channels inside each convolutional block
+    P: int = field(default=arg_default(ConvTasNet, "P"), metadata={"min": 1})  # depthwise kernel size
+    X: int = field(default=arg_default(ConvTasNet, "X"), metadata={"min": 1})  # blocks per repeat (dilations 1 ... 2^(X-1))
+    R: int = field(default=arg_default(ConvTasNet, "R"), metadata={"min": 1})  # repeats
+    Sc: int = field(default=arg_default(ConvTasNet, "Sc"), metadata={"min": 1})  # skip-connection channels
+    norm: str = field(default=arg_default(ConvTasNet, "norm"), metadata={"choices": ("gln", "cln", "bn")})  # gln (global, non-causal) | cln (cumulative, causal) | bn
+    causal: bool = arg_default(ConvTasNet, "causal")  # left-only padding of the depthwise convolutions (needs norm cln or bn)
+    mask_activation: str = field(default=arg_default(ConvTasNet, "mask_activation"), metadata={"choices": MASK_ACTIVATIONS})  # softmax: over sources
+
+
+@dataclass
+class WaveformLossSettings(LossSettings):
+    """The ``loss`` section of Conv-TasNet."""
+    waveform: str = field(default="si_snr", metadata={"choices": ("si_snr", "l1")})  # si_snr (negative SI-SNR, PIT unless fixed_order) | l1 (mean absolute error, fixed order)
+
+
+@dataclass
+class DemucsSettings:
+    """The ``demucs`` section: the waveform U-Net of Défossez et al. (2019)."""
+    channels: int = field(default=arg_default(Demucs, "channels"), metadata={"min": 1})  # channels of the first encoder block (paper: 64)
+    depth: int = field(default=arg_default(Demucs, "depth"), metadata={"min": 1})  # encoder / decoder blocks L
+    kernel_size: int = field(default=arg_default(Demucs, "kernel_size"), metadata={"min": 1})  # strided convolution size
+    stride: int = field(default=arg_default(Demucs, "stride"), metadata={"min": 1})  # stride of the encoder convolutions
+    growth: float = field(default=arg_default(Demucs, "growth"), metadata={"gt": 0})  # channel multiplier per block
+    lstm_layers: int = field(default=arg_default(Demucs, "lstm_layers"), metadata={"min": 0})  # bidirectional LSTM layers at the bottleneck (0: none)
+    context: int = field(default=arg_default(Demucs, "context"), metadata={"min": 1})  # decoder context convolution size (odd)
+    rescale: float = field(default=arg_default(Demucs, "rescale"), metadata={"min": 0})  # init: weights divided by sqrt(std / rescale) (0: off)
+
+
+@dataclass
+class StemLossSettings(LossSettings):
+    """The ``loss`` section of Demucs: L1 on the stems in their order."""
+    fixed_order: bool = True  # stems have names: always their order
 
 
 class ConvTasNetFamily(Family):
     kind = "convtasnet"
     model_class = ConvTasNet
+    sections = {**Family.sections, "convtasnet": ConvTasNetSettings, "loss": WaveformLossSettings}
     config_sections = ("model", "convtasnet")
+
+    @classmethod
+    def check(cls, cfg) -> None:
+        if cfg.loss.waveform == "l1" and not cfg.loss.fixed_order:
+            raise ValueError("loss.waveform l1 compares sources in their order: set loss.fixed_order=true")
 
     def build_model(self) -> ConvTasNet:
         m = self.cfg.model
@@ -34,7 +81,7 @@ class ConvTasNetFamily(Family):
             return -si_sdr(est, sources).mean(-1)
         return pit_si_snr_loss(est, sources)
 
-    def estimate(self, model: nn.Module, mix: Tensor, generator=None) -> Tensor:
+    def estimate(self, model: nn.Module, mix: Tensor, generator=None, init=None) -> Tensor:
         return model(mix)
 
     @staticmethod
@@ -47,7 +94,13 @@ class ConvTasNetFamily(Family):
 class DemucsFamily(Family):
     kind = "demucs"
     model_class = Demucs
+    sections = {**Family.sections, "demucs": DemucsSettings, "loss": StemLossSettings}
     config_sections = ("model", "demucs")
+
+    @classmethod
+    def check(cls, cfg) -> None:
+        if not cfg.loss.fixed_order:
+            raise ValueError("Demucs outputs its stems in a fixed order: set loss.fixed_order=true")
 
     def build_model(self) -> Demucs:
         m = self.cfg.model
@@ -57,7 +110,7 @@ class DemucsFamily(Family):
         """mix (B, C, N), sources (B, K, N) or (B, K, C, N) -> mean absolute error per item (B,)."""
         return l1_loss(net(mix).float(), sources)
 
-    def estimate(self, model: nn.Module, mix: Tensor, generator=None) -> Tensor:
+    def estimate(self, model: nn.Module, mix: Tensor, generator=None, init=None) -> Tensor:
         """mix (B, C, N) -> (B, K, C, N); (B, K, N) for mono, as every speech model."""
         est = model(mix)
         return est[:, :, 0] if est.shape[2] == 1 else est

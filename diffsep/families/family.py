@@ -1,15 +1,54 @@
-"""The interface of a model family. A family is built from a :class:`~diffsep.config.Config` and
-holds whatever fixed objects its kind needs (DiffSep: the SDE and the sampler settings)."""
+"""The interface of a model family, and the config sections every family has.
+
+A family declares the config sections it owns (:attr:`Family.sections`: name -> settings
+dataclass); the configuration of a run holds the chosen family's sections only, besides data,
+optim and train. Value checks are field metadata, read by :mod:`diffsep.config.settings`:
+``{"min": 1}`` (>= 1), ``{"gt": 0}`` (> 0), ``{"range": (0, 1)}`` (closed), ``{"choices": (...)}``;
+``{"help": "..."}`` documents a field where a command line shows it.
+"""
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 
+def arg_default(fn, name: str):
+    """The default of parameter ``name`` of ``fn`` (a network's constructor): settings fields take
+    their defaults from the network, so that each default is written once."""
+    import inspect
+
+    default = inspect.signature(fn).parameters[name].default
+    if default is inspect.Parameter.empty:
+        raise TypeError(f"{fn.__qualname__}: parameter {name!r} has no default")
+    return default
+
+
+@dataclass
+class ModelSettings:
+    """The ``model`` section of every family; a family's own model settings extend it."""
+    kind: str = "diffsep"  # model family (diffsep.families.FAMILIES): diffsep | convtasnet | demucs
+    n_src: int = field(default=2, metadata={"min": 1})  # number of sources K (enhancement: 2 = [speech, noise]; music: the stems)
+    audio_channels: int = field(default=1, metadata={"min": 1})  # C: 1 (speech) or 2 (stereo music); data files must have as many
+
+
+@dataclass
+class LossSettings:
+    """The ``loss`` section of every family; a family's own loss settings extend it."""
+    fixed_order: bool = False  # keep the source order (enhancement, music stems); otherwise the best permutation
+
+
 class Family:
     """One model family (``model.kind``).
+
+    - :attr:`sections`: the config sections it owns, name -> settings dataclass (``model`` and
+      ``loss`` extend :class:`ModelSettings` / :class:`LossSettings`); :meth:`check`: value checks
+      that involve several fields;
+    - :attr:`sampler_section`: the section of sampler settings that separation may override (None:
+      the family has no sampler); :attr:`warm_start`: whether :meth:`estimate` can start from
+      another separator's estimate (``init``);
 
     - :meth:`build_model`: the network, from the config's sections;
     - :meth:`draw`: every random draw of one loss evaluation of a (global) batch, made up front so
@@ -22,10 +61,18 @@ class Family:
     """
     kind: str = ""
     model_class: type[nn.Module] = nn.Module
+    sections: ClassVar[dict[str, type]] = {"model": ModelSettings, "loss": LossSettings}
     config_sections: tuple[str, ...] = ("model",)  # the config sections that define the network
+    sampler_section: str | None = None
+    warm_start: bool = False
 
     def __init__(self, cfg):
         self.cfg = cfg
+
+    @classmethod
+    def check(cls, cfg) -> None:
+        """Raise ValueError for values that are wrong together (each field's own range is checked
+        from its metadata)."""
 
     def build_model(self) -> nn.Module:
         raise NotImplementedError
@@ -39,8 +86,10 @@ class Family:
         """mix (B, 1, N), sources (B, K, N), normalised -> per-item loss (B,)."""
         raise NotImplementedError
 
-    def estimate(self, model: nn.Module, mix: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Normalised mixtures (B, 1, N) -> source estimates (B, K, N)."""
+    def estimate(self, model: nn.Module, mix: Tensor, generator: torch.Generator | None = None,
+                 init: Tensor | None = None) -> Tensor:
+        """Normalised mixtures (B, 1, N) -> source estimates (B, K, N). ``init``: another
+        separator's estimate to start from (families with :attr:`warm_start` only)."""
         raise NotImplementedError
 
     @property

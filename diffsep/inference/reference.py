@@ -1,18 +1,23 @@
 """The reference DiffSep checkpoint (PyTorch Lightning, github fakufaku/diffusion-separation):
-detection, its hydra config as our :class:`~diffsep.config.Config`, and its weights as a
-:class:`~diffsep.score_model.ScoreModel`.
+detection, its hydra config as our :class:`~diffsep.config.Config`, and its weights as our
+DiffSep model: a :class:`~diffsep.nets.spectral_unet.SpectralUNet` under the paper's head
+``score_t`` (:class:`~diffsep.families.preconditioning.Preconditioned`).
 
 The reference keeps its model under ``score_model.backbone.*`` with the NCSN++ submodules in one
 flat ``all_modules.<i>`` list, and its EMA weights as a torch_ema state whose ``shadow_params``
 follow the parameter order. Keys map to our named modules through
-:meth:`~diffsep.ncsnpp.NCSNpp.reference_module_names`.
+:meth:`~diffsep.nets.ncsnpp.NCSNpp.reference_module_names`.
 """
 from __future__ import annotations
 
-from ..storage.checkpoint import CheckpointError, load_weights, safe_load
-from ..config.settings import Config, config_from_dict
+import torch
+
+from ..core.sde import DiffSepSDE
+from ..families import describe
+from ..families.preconditioning import Preconditioned
 from ..nets.ncsnpp import rename_reference_keys
-from ..nets.score_model import ScoreModel
+from ..nets.spectral_unet import SpectralUNet
+from ..storage.checkpoint import FORMAT, CheckpointError
 
 REFERENCE_PREFIX = "score_model."
 BACKBONE_PREFIX = "score_model.backbone."
@@ -27,7 +32,7 @@ def is_reference(ckpt: dict) -> bool:
 def read_reference_config(ckpt: dict) -> dict:
     """Model and SDE settings of a reference checkpoint, from its own hydra config.
 
-    Returns {"model": ScoreModel kwargs, "sde": DiffSepSDE kwargs (without n_src),
+    Returns {"model": SpectralUNet kwargs, "sde": DiffSepSDE kwargs (without n_src),
     "sampler": dict, "fs": int | None}.
     """
     from omegaconf import DictConfig, OmegaConf
@@ -93,46 +98,35 @@ def reference_weights(ckpt: dict, ema: bool = True) -> dict:
     return {"backbone": out, "learned": learned}
 
 
-def from_reference(ckpt, ema: bool = True, **overrides) -> ScoreModel:
-    """Convert a reference DiffSep checkpoint (a path or its loaded dict) into a ScoreModel.
-
-    Hyper-parameters come from the checkpoint's own config; ``overrides`` replace any of them
-    (ScoreModel keyword arguments). ``ema=True`` (default) uses the EMA weights, as the reference
-    does at inference. The returned model is in eval mode on CPU.
-    """
-    where = ckpt if not isinstance(ckpt, dict) else "reference checkpoint"
-    ckpt = safe_load(ckpt)
+def convert_reference(ckpt: dict, ema: bool = True, where="reference checkpoint") -> dict:
+    """A reference DiffSep checkpoint (loaded) as a checkpoint of our format: the config sections
+    of the converted model (the spectral U-Net under the paper's head score_t, learned compression
+    included, with the checkpoint's SDE), its sampler settings (N, snr, corrector steps, t_eps)
+    and sample rate from the reference's hydra config, and the backbone weights under our module
+    names. ``ema=True`` (default) takes the EMA weights, as the reference does at inference.
+    Nothing is allocated: the names come from a network built on the meta device."""
     if not is_reference(ckpt):
         raise CheckpointError(f"{where}: not a reference DiffSep checkpoint "
                               f"(no '{BACKBONE_PREFIX}*' weights in state_dict)")
-    kwargs = {**read_reference_config(ckpt)["model"], **overrides}
+    ref = read_reference_config(ckpt)
+    kwargs = dict(ref["model"])
     w = reference_weights(ckpt, ema)
-    for name, key in (("spec_factor", "spec_factor"), ("spec_abs_exponent", "spec_abs_exponent")):
-        if key in w["learned"] and name not in overrides:  # spec_trans_learnable checkpoints
-            kwargs[name] = abs(float(w["learned"][key]))
+    for key in ("spec_factor", "spec_abs_exponent"):
+        if key in w["learned"]:  # spec_trans_learnable checkpoints
+            kwargs[key] = abs(float(w["learned"][key]))
     out_w = w["backbone"].get("output_layer.weight")
     if out_w is not None and out_w.shape[0] != 2 * kwargs["n_src"]:
         raise CheckpointError(f"{where}: config says {kwargs['n_src']} sources but the output layer "
                               f"has {out_w.shape[0]} channels")
-    model = ScoreModel(**kwargs)
-    names = model.backbone.reference_module_names()
-    load_weights(model.backbone, rename_reference_keys(w["backbone"], names), where)
-    return model.eval()
-
-
-def load_reference(ckpt, ema: bool = True) -> tuple[Config, ScoreModel]:
-    """A reference checkpoint (path or loaded dict) as our Config and converted ScoreModel. The
-    config's model section is the converted model's (learned compression included); SDE, sampler
-    (N, snr, corrector steps, t_eps) and sample rate come from the reference's hydra config."""
-    ckpt = safe_load(ckpt)
-    model = from_reference(ckpt, ema=ema)
-    ref = read_reference_config(ckpt)
+    with torch.device("meta"):
+        model = Preconditioned(SpectralUNet(**kwargs), "score_t", DiffSepSDE(kwargs["n_src"], **ref["sde"]))
+    renamed = rename_reference_keys(w["backbone"], model.net.backbone.reference_module_names())
     s = ref["sampler"]
     sampler = {k: v for k, v in (("steps", s.get("N")), ("snr", s.get("snr")),
                                  ("corrector_steps", s.get("corrector_steps")),
                                  ("t_eps", ref.get("t_eps"))) if v is not None}
-    m = {k: list(v) if isinstance(v, tuple) else v for k, v in model.init_kwargs.items()}
-    d = {"model": {"kind": "diffsep", **m}, "sde": ref["sde"], "sampler": sampler}
+    config = {**describe(model), "sampler": sampler}
     if ref["fs"]:
-        d["data"] = {"sample_rate": int(ref["fs"])}
-    return config_from_dict(d), model
+        config["data"] = {"sample_rate": int(ref["fs"])}
+    return {"format": FORMAT, "config": config, "ema": None, "step": ckpt.get("global_step", 0),
+            "model": {f"net.backbone.{k}": v for k, v in renamed.items()}}

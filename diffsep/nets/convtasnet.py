@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .capture import capture_init
+
 NORMS = ("gln", "cln", "bn")
 MASK_ACTIVATIONS = ("sigmoid", "softmax", "relu")
 
@@ -91,9 +93,10 @@ class ConvTasNet(nn.Module):
     Paper defaults at 8 kHz: N 512, L 16, B 128, H 512, P 3, X 8, R 3, Sc 128 (about 5.1 M
     parameters). ``norm``: gln (non-causal), cln (causal) or bn; ``causal`` pads the depthwise
     convolutions on the left only; ``mask_activation``: sigmoid, softmax (over sources) or relu.
-    ``init_kwargs`` holds the constructor arguments.
+    ``init_kwargs`` holds the constructor arguments (:func:`~diffsep.nets.capture.capture_init`).
     """
 
+    @capture_init
     def __init__(self, n_src: int = 2, N: int = 512, L: int = 16, B: int = 128, H: int = 512,
                  P: int = 3, X: int = 8, R: int = 3, Sc: int = 128, norm: str = "gln",
                  causal: bool = False, mask_activation: str = "sigmoid", audio_channels: int = 1):
@@ -104,8 +107,6 @@ class ConvTasNet(nn.Module):
             raise ValueError(f"unknown mask_activation {mask_activation!r}; valid: {', '.join(MASK_ACTIVATIONS)}")
         if causal and norm == "gln":
             raise ValueError("a causal Conv-TasNet needs norm 'cln' (or 'bn'), not the global 'gln'")
-        self.init_kwargs = dict(n_src=n_src, N=N, L=L, B=B, H=H, P=P, X=X, R=R, Sc=Sc, norm=norm,
-                                causal=causal, mask_activation=mask_activation, audio_channels=audio_channels)
         self.audio_channels = audio_channels
         self.n_src, self.N, self.L, self.stride = n_src, N, L, L // 2
         self.P, self.X, self.R = P, X, R

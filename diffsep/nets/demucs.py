@@ -28,6 +28,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from .capture import capture_init
+
 
 class BLSTM(nn.Module):
     """Bidirectional LSTM over time with a linear map back to ``dim``: (B, dim, T) -> (B, dim, T)."""
@@ -61,15 +63,14 @@ def rescale_conv_(conv: nn.Module, reference: float) -> None:
 
 
 class Demucs(nn.Module):
-    """See the module docstring. ``n_src`` stems of ``audio_channels`` channels each."""
+    """See the module docstring. ``n_src`` stems of ``audio_channels`` channels each;
+    ``init_kwargs`` holds the constructor arguments (:func:`~diffsep.nets.capture.capture_init`)."""
 
+    @capture_init
     def __init__(self, n_src: int = 4, audio_channels: int = 2, channels: int = 64, depth: int = 6,
                  kernel_size: int = 8, stride: int = 4, growth: float = 2.0, lstm_layers: int = 2,
                  context: int = 3, rescale: float = 0.1):
         super().__init__()
-        self.init_kwargs = dict(n_src=n_src, audio_channels=audio_channels, channels=channels, depth=depth,
-                                kernel_size=kernel_size, stride=stride, growth=growth,
-                                lstm_layers=lstm_layers, context=context, rescale=rescale)
         if context % 2 == 0:
             raise ValueError(f"Demucs context must be odd (a centred convolution), got {context}")
         self.n_src, self.audio_channels = n_src, audio_channels

@@ -1,9 +1,13 @@
 """NCSN++ U-Net (score_sde / SGMSE lineage) as the DiffSep paper uses it.
 
-Time-conditioned on log t through a Gaussian Fourier embedding; BigGAN residual blocks with FIR
-[1, 3, 3, 1] resampling; attention at the levels whose frequency size is in ``attn_resolutions``
-and in the middle; an "input_skip" input pyramid and an "output_skip" output pyramid combined by
-sum; every skip divided by √2; output divided by t and mapped by a 1x1 conv to ``out_ch``.
+Time-conditioned through a Gaussian Fourier embedding of log t (the paper's) or of t (valid at
+t = 0); BigGAN residual blocks with FIR [1, 3, 3, 1] resampling; attention at the levels whose
+frequency size is in ``attn_resolutions`` and in the middle; an "input_skip" input pyramid and an
+"output_skip" output pyramid combined by sum; every skip divided by √2; the output pyramid mapped
+by a 1x1 conv to ``out_ch``. The network scales nothing by time itself: a caller may pass a
+per-item ``divisor`` that divides the output pyramid just before the 1x1 conv, which is where the
+reference divides by t (score_sde's ``scale_by_sigma``; see
+:mod:`diffsep.families.preconditioning`).
 
 Structure (named, so that forward cannot pick up the wrong module)::
 
@@ -12,9 +16,9 @@ Structure (named, so that forward cannot pick up the wrong module)::
     down[l].{blocks[b].{res, attn}, downsample, combine}   level l = 0 .. L−1 (no resampling at L−1)
     mid.{block_0, attn, block_1}
     up[l].{blocks[b], attn, norm, conv, upsample}     b = 0 .. num_res_blocks (no upsample at 0)
+    output_layer                            1x1 conv to out_ch
 
 Parameters are registered in the reference's order, so optimizer and EMA states line up with it.
-    output_layer                            1x1 conv to out_ch
 
 Deviations from upstream (same function, same weights; the reference fixture matches to ~1e-6):
 - upstream keeps every submodule in one flat ``all_modules`` list consumed in order; here they are
@@ -24,7 +28,9 @@ Deviations from upstream (same function, same weights; the reference fixture mat
 - attention computes q, k, v with one fused matmul and torch's scaled_dot_product_attention;
 - SiLU of the time embedding is computed once per call, not in every block;
 - only the configuration the paper uses is built (BigGAN blocks, input_skip / output_skip
-  pyramids combined by sum, Fourier embedding); upstream's other options are not.
+  pyramids combined by sum, Fourier embedding); upstream's other options are not;
+- the division of the output pyramid by t is the caller's (``divisor``), not a constructor flag,
+  and the embedding may take t instead of log t.
 """
 from __future__ import annotations
 
@@ -32,11 +38,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .capture import capture_init
 from .layers import (AttnBlock, Combine, GaussianFourierProjection, ResnetBlockBigGAN, conv2d, dense,
                      fir_downsample, fir_upsample, group_norm)
 
 PAPER_CH_MULT = (1, 1, 2, 2, 2, 2, 2)
-OUTPUT_SCALES = ("t", "sqrt_t")
+TIME_EMBEDDINGS = ("log_t", "t")  # what the Fourier embedding reads: log t (the paper) | t (valid at t = 0)
 
 
 class ResAttn(nn.Module):
@@ -62,27 +69,25 @@ class NCSNpp(nn.Module):
         image_size: frequency size at level 0 (sizes halve per level), 256 for n_fft 510.
         fourier_scale: std of the Fourier frequencies; init_scale: scale of the last conv of each
         residual path (0 = near-zero init); dropout; fir_kernel; centered: if False the input is
-        mapped to 2x − 1; scale_by_sigma: divide the output pyramid by t (``output_scale`` "t",
-        the reference) or by √t ("sqrt_t": after DiffSep's square-law decompression of the output
-        the score then scales as 1/t, which the network learns far more easily).
+        mapped to 2x − 1; time_embedding: the Fourier embedding reads log t ("log_t", the paper
+        and every released checkpoint; undefined at t = 0) or t itself ("t", defined for t >= 0).
 
     Shapes: x (B, in_ch, F, T) with F = image_size and T a multiple of 2^(levels−1);
     t (B,) -> (B, out_ch, F, T).
     """
 
+    @capture_init
     def __init__(self, in_ch: int = 6, out_ch: int = 4, nf: int = 128, ch_mult=PAPER_CH_MULT,
                  num_res_blocks: int = 2, attn_resolutions=(16,), image_size: int = 256,
                  fourier_scale: float = 16.0, init_scale: float = 0.0, dropout: float = 0.0,
-                 fir_kernel=(1, 3, 3, 1), centered: bool = False, scale_by_sigma: bool = True,
-                 output_scale: str = "t"):
+                 fir_kernel=(1, 3, 3, 1), centered: bool = False, time_embedding: str = "log_t"):
         super().__init__()
         self.num_levels = len(ch_mult)
         self.num_res_blocks = num_res_blocks
         self.centered = centered
-        self.scale_by_sigma = scale_by_sigma
-        if output_scale not in OUTPUT_SCALES:
-            raise ValueError(f"unknown output_scale {output_scale!r}; valid: {', '.join(OUTPUT_SCALES)}")
-        self.output_scale = output_scale
+        if time_embedding not in TIME_EMBEDDINGS:
+            raise ValueError(f"unknown time_embedding {time_embedding!r}; valid: {', '.join(TIME_EMBEDDINGS)}")
+        self.time_embedding = time_embedding
         self.fir_kernel = tuple(fir_kernel)
         resolutions = [image_size // 2 ** i for i in range(self.num_levels)]
         self.attn_levels = frozenset(i for i, r in enumerate(resolutions) if r in attn_resolutions)
@@ -148,8 +153,11 @@ class NCSNpp(nn.Module):
             names += [f"up.{level}.{n}" for n in ("attn", "norm", "conv", "upsample") if hasattr(lv, n)]
         return names
 
-    def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        temb = self.temb.dense_0(self.temb.fourier(torch.log(t)))
+    def forward(self, x: Tensor, t: Tensor, divisor: Tensor | None = None) -> Tensor:
+        """x (B, in_ch, F, T), t (B,) -> (B, out_ch, F, T). ``divisor`` (B,) or None: the output
+        pyramid is divided by it before the 1x1 output conv (the paper's head passes t)."""
+        c_noise = torch.log(t) if self.time_embedding == "log_t" else t
+        temb = self.temb.dense_0(self.temb.fourier(c_noise))
         temb_act = F.silu(self.temb.dense_1(F.silu(temb)))  # every block uses SiLU(temb)
         if not self.centered:
             x = 2.0 * x - 1.0
@@ -174,9 +182,8 @@ class NCSNpp(nn.Module):
             pyramid = p if pyramid is None else fir_upsample(pyramid, self.fir_kernel) + p
             if hasattr(lv, "upsample"):
                 h = lv.upsample(h, temb_act)
-        if self.scale_by_sigma:
-            t = t.to(pyramid.dtype).reshape(-1, 1, 1, 1)
-            pyramid = pyramid / (t.sqrt() if self.output_scale == "sqrt_t" else t)
+        if divisor is not None:
+            pyramid = pyramid / divisor.to(pyramid.dtype).reshape(-1, 1, 1, 1)
         return self.output_layer(pyramid)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import Config, TrainConfig, to_dict
+from ..config import Config, ConfigError, TrainConfig, config_from_dict, to_dict
 from ..storage.checkpoint import CheckpointError, is_ours, load_weights, make_checkpoint, safe_load
 
 
@@ -109,6 +109,10 @@ def check_resumable(ckpt: dict, cfg: Config, where, sections=("model",),
     """Refuse, in one sentence, a checkpoint of another model than the configured one (compared
     on the config ``sections`` that define the network, see ``Family.config_sections``)."""
     have = ckpt.get("config") or {}
+    try:  # read as a config now reads it (older key names, other families' sections)
+        have = to_dict(config_from_dict(have))
+    except ConfigError:
+        pass  # compared as written
     want = to_dict(cfg)
     diff = [f"{s}.{k}={(have.get(s) or {}).get(k)!r} (configured: {v!r})" for s in sections
             for k, v in want[s].items() if (have.get(s) or {}).get(k, v) != v]

@@ -1,4 +1,7 @@
-"""The DiffSep score model q_θ(x_t, t, mix): waveforms in, waveform-shaped score out (Sec. 3.3).
+"""The spectral U-Net of DiffSep (Sec. 3.3): waveforms in, waveform-shaped output out, NCSN++ on
+compressed STFT channels in between. It is the network only: what its output means (a score
+scaled by 1/t, a data estimate, a velocity) is the head's, see
+:mod:`diffsep.families.preconditioning`.
 
 Pipeline (DESIGN §2): stack [x_1 .. x_K, mix] -> right-pad by n_fft − hop -> STFT -> compress c(.)
 -> real channels [Re .., Im ..] -> pad frames to a multiple of 2^(levels−1) -> NCSN++ -> unpad ->
@@ -11,39 +14,33 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..core import spectral
+from .capture import capture_init
 from .ncsnpp import PAPER_CH_MULT, NCSNpp
 
 
-class ScoreModel(nn.Module):
-    """Waveform-domain score network for K sources.
+class SpectralUNet(nn.Module):
+    """NCSN++ between STFT / compression and their inverses, for K sources.
 
     Args:
         n_src: number of sources K (network input 2K + 2 channels, output 2K).
-        nf, ch_mult, num_res_blocks, attn_resolutions, fourier_scale, init_scale, dropout:
-            NCSN++ settings (see :class:`~diffsep.ncsnpp.NCSNpp`).
+        nf, ch_mult, num_res_blocks, attn_resolutions, fourier_scale, init_scale, dropout,
+            time_embedding: NCSN++ settings (see :class:`~diffsep.nets.ncsnpp.NCSNpp`).
         n_fft, hop_length: STFT settings (periodic Hann window of n_fft).
         spec_factor (β), spec_abs_exponent (α), transform: compression c(X) = β |X|^α e^{i∠X}.
-        output_scale: "t" (the reference) or "sqrt_t" (see :class:`~diffsep.ncsnpp.NCSNpp`).
 
-    ``init_kwargs`` holds the constructor arguments, so ``ScoreModel(**m.init_kwargs)`` rebuilds
-    the same architecture.
+    ``init_kwargs`` holds every constructor argument (:func:`~diffsep.nets.capture.capture_init`),
+    so ``SpectralUNet(**net.init_kwargs)`` rebuilds the same architecture.
     """
 
+    @capture_init
     def __init__(self, n_src: int = 2, nf: int = 128, ch_mult=PAPER_CH_MULT,
                  num_res_blocks: int = 2, attn_resolutions=(16,), fourier_scale: float = 16.0,
                  init_scale: float = 0.0, dropout: float = 0.0, n_fft: int = 510,
                  hop_length: int = 128, spec_factor: float = 0.15, spec_abs_exponent: float = 0.5,
-                 transform: str = "exponent", output_scale: str = "t"):
+                 transform: str = "exponent", time_embedding: str = "log_t"):
         super().__init__()
         if transform not in spectral.TRANSFORMS:
             raise ValueError(f"unknown transform {transform!r}; valid: {', '.join(spectral.TRANSFORMS)}")
-        self.init_kwargs = dict(n_src=n_src, nf=nf, ch_mult=tuple(ch_mult),
-                                num_res_blocks=num_res_blocks,
-                                attn_resolutions=tuple(attn_resolutions),
-                                fourier_scale=fourier_scale, init_scale=init_scale, dropout=dropout,
-                                n_fft=n_fft, hop_length=hop_length, spec_factor=spec_factor,
-                                spec_abs_exponent=spec_abs_exponent, transform=transform,
-                                output_scale=output_scale)
         self.n_src = n_src
         self.n_fft, self.hop_length = n_fft, hop_length
         self.spec_factor, self.spec_abs_exponent, self.transform = spec_factor, spec_abs_exponent, transform
@@ -54,9 +51,8 @@ class ScoreModel(nn.Module):
                              f"U-Net levels cannot halve {len(ch_mult) - 1} times (use e.g. 510)")
         self.backbone = NCSNpp(in_ch=2 * n_src + 2, out_ch=2 * n_src, nf=nf, ch_mult=ch_mult,
                                num_res_blocks=num_res_blocks, attn_resolutions=attn_resolutions,
-                               image_size=n_bins,
-                               fourier_scale=fourier_scale, init_scale=init_scale, dropout=dropout,
-                               output_scale=output_scale)
+                               image_size=n_bins, fourier_scale=fourier_scale, init_scale=init_scale,
+                               dropout=dropout, time_embedding=time_embedding)
 
     def _compress_args(self):
         return dict(alpha=self.spec_abs_exponent, beta=self.spec_factor, transform=self.transform)
@@ -76,8 +72,12 @@ class ScoreModel(nn.Module):
         Z = spectral.decompress(spectral.channels_to_complex(h), **self._compress_args())
         return spectral.istft(Z, self.n_fft, self.hop_length, length=length)
 
-    def forward(self, x_t: Tensor, t: Tensor, mix: Tensor) -> Tensor:
-        """Score estimate. x_t (B, K, N), t (B,), mix (B, 1, N) -> (B, K, N)."""
+    def forward(self, x_t: Tensor, t: Tensor, mix: Tensor, divisor: Tensor | None = None) -> Tensor:
+        """x_t (B, K, N), t (B,) or a scalar, mix (B, 1, N) -> (B, K, N).
+
+        ``divisor`` (B,) or None: divides NCSN++'s output pyramid before its 1x1 output conv, that
+        is before the decompression c⁻¹ and the iSTFT (where the paper's network divides by t);
+        None leaves the network unscaled."""
         if x_t.ndim != 3 or x_t.shape[1] != self.n_src:
             raise ValueError(f"x_t must be (B, {self.n_src}, N), got {tuple(x_t.shape)}")
         if mix.shape != (x_t.shape[0], 1, x_t.shape[-1]):
@@ -85,5 +85,5 @@ class ScoreModel(nn.Module):
                              f"got {tuple(mix.shape)}")
         t = torch.as_tensor(t, device=x_t.device, dtype=x_t.dtype).expand(x_t.shape[0])
         h, pad = self.encode(torch.cat((x_t, mix), dim=1))
-        h = self.backbone(h, t)  # under autocast h may come back in reduced precision
+        h = self.backbone(h, t, divisor)  # under autocast h may come back in reduced precision
         return self.decode(h, pad, x_t.shape[-1]).to(x_t.dtype)
