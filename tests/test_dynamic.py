@@ -11,7 +11,8 @@ from diffsep.data import Item
 from diffsep.config.build import build_datasets
 from diffsep.config.settings import ConfigError, load_config
 from diffsep.data.augment import eq_curve_db, random_eq
-from diffsep.data.dynamic import DynamicMixDataset, source_speakers, utterance_speaker
+from diffsep.data.dynamic import DynamicMixDataset, source_speakers
+from diffsep.data.layouts import utterance_speaker
 
 
 def test_speakers_from_each_layout():

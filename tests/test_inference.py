@@ -11,13 +11,13 @@ from diffsep.storage.checkpoint import CheckpointError, safe_load
 from diffsep.data import Item
 from diffsep.inference.loading import (chunk_samples, load_separator, load_trained, make_separator,
                                        separate_signal)
-from diffsep.evaluation.utterances import dataset_scoring
+from diffsep.evaluation.scoring import dataset_scoring
 
 
 def test_reference_checkpoint_becomes_a_config_and_a_model(reference_fixture):
     trained = load_trained(reference_fixture["checkpoint"])
     cfg = trained.config
-    assert cfg.model.kind == "diffsep" and cfg.model.nf == trained.model.init_kwargs["nf"] == 16
+    assert cfg.model.kind == "diffsep" and cfg.model.nf == trained.model.net.init_kwargs["nf"] == 16
     assert (cfg.sampler.steps, cfg.sampler.snr, cfg.sampler.corrector_steps, cfg.sampler.t_eps) == (30, 0.5, 1, 0.03)
     assert cfg.data.sample_rate == 8000 and cfg.sde.gamma == reference_fixture["checkpoint"]["hyper_parameters"]["config"]["model"]["sde"]["d_lambda"]
     out = trained.model(**reference_fixture["inputs"])
@@ -95,5 +95,5 @@ def test_warm_started_separator_runs_the_partner_then_refines(tmp_path):
     assert out.shape == (2, 2, 3000) and torch.isfinite(out).all()
     with pytest.raises(ValueError, match="needs a warm-start model"):
         load_separator(str(diffsep_ckpt), device="cpu", sampler={"init": "model"})
-    with pytest.raises(ValueError, match="warm start needs a DiffSep model"):
+    with pytest.raises(ValueError, match="warm start needs a model that can start from an estimate"):
         load_separator(str(tmp_path / "c.pt"), device="cpu", warm_start=str(diffsep_ckpt))

@@ -10,7 +10,6 @@ file counts as its own speaker (only distinct files are mixed).
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -18,29 +17,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..storage.audio import AudioError, audio_info, read_audio, resample
+from ..storage.audio import resample
 from .augment import random_eq
 from .dataset import Item
-
-_GENERATED_UTT = re.compile(r"^(.+)-[a-z]{2}\d+$")  # VOICE-tr0012
-
-
-def utterance_speaker(utt: str) -> str:
-    """Speaker of a wsj0-style utterance id: VOICE of VOICE-trNNNN, else the first 3 characters."""
-    m = _GENERATED_UTT.match(utt)
-    return m.group(1) if m else utt[:3]
-
+from .layouts import LAYOUTS
+from .reading import clip_info, read_clip
 
 def source_speakers(kind: str, item: Item) -> list[str]:
-    """One speaker id per source file of ``item``."""
-    if kind == "wsj0_mix":
-        parts = item.name.split("_")
-        utts = parts[0::2]
-        if len(utts) >= len(item.sources):
-            return [utterance_speaker(u) for u in utts[:len(item.sources)]]
-    if kind == "librimix":
-        return [Path(p).stem.split("-")[0] for p in item.sources]
-    return [str(p) for p in item.sources]  # no speaker ids: distinct files
+    """One speaker id per source file of ``item``, as the layout ``kind`` reads them."""
+    return LAYOUTS[kind].speakers(item)
 
 
 def speaker_probabilities(names: list[str], weights: dict[str, float]) -> np.ndarray | None:
@@ -65,7 +50,8 @@ class DynamicMixDataset(torch.utils.data.Dataset):
 
     Args:
         items, kind: the split's items and its layout (for the speaker ids).
-        n_src: K; sample_rate: every file must have it; segment: samples per item.
+        n_src: K; sample_rate: the model's (files are read by :mod:`diffsep.data.reading`);
+            segment: samples per item.
         level_db: the sources' levels (after scaling each to unit RMS) are drawn uniformly in
             ±level_db / 2 dB, so that two sources differ by up to level_db (wsj0-2mix: 5 dB).
         speeds: speed-perturbation factors to draw from per source (e.g. 0.9, 1.0, 1.1: resampling,
@@ -90,10 +76,7 @@ class DynamicMixDataset(torch.utils.data.Dataset):
                 if path in seen:
                     continue
                 seen.add(path)
-                sr, frames, ch = audio_info(path)
-                if sr != sample_rate or ch != 1:
-                    raise AudioError(f"{path}: {sr} Hz, {ch} channel(s); expected {sample_rate} Hz mono")
-                self.utterances.append(Utterance(Path(path), spk, frames))
+                self.utterances.append(Utterance(Path(path), spk, clip_info(path, sample_rate, 1)))
         self.speakers: dict[str, list[int]] = {}
         for i, u in enumerate(self.utterances):
             self.speakers.setdefault(u.speaker, []).append(i)
@@ -133,8 +116,7 @@ class DynamicMixDataset(torch.utils.data.Dataset):
         -> (segment,) float32."""
         need = int(np.ceil(self.segment * speed)) + 1
         start = int(rng.integers(0, max(1, utt.frames - need + 1)))
-        x, _ = read_audio(utt.path, start=start, frames=min(need, utt.frames))
-        x = x[0]
+        x = read_clip(utt.path, self.sample_rate, 1, start, min(need, utt.frames))[0]
         if speed != 1.0:  # played `speed` times faster: read as if sampled at speed × rate
             x = resample(x[None], round(self.sample_rate * speed), self.sample_rate)[0]
         x = np.pad(x, (0, max(0, self.segment - len(x))))[:self.segment]

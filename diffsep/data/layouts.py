@@ -13,12 +13,13 @@ musdb      ROOT/{train,test}/TRACK/{mixture,STEM...}.wav (MUSDB18-HQ as extracte
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
+from typing import ClassVar
 
 from ..storage.audio import AUDIO_EXTENSIONS
 from .dataset import Item
 
-KINDS = ("wsj0_mix", "librimix", "vbdemand", "folder", "musdb")
 MUSDB_STEMS = ("drums", "bass", "other", "vocals")
 # the training tracks MUSDB18 holds out for validation (musdb's own list)
 MUSDB_VALID_TRACKS = (
@@ -28,6 +29,15 @@ MUSDB_VALID_TRACKS = (
     "Skelpolu - Human Mistakes", "Young Griffo - Pennies", "ANiMAL - Rockshow",
     "James May - On The Line", "Meaxic - Take A Step", "Traffic Experiment - Sirens",
 )
+
+
+_GENERATED_UTT = re.compile(r"^(.+)-[a-z]{2}\d+$")  # VOICE-tr0012
+
+
+def utterance_speaker(utt: str) -> str:
+    """Speaker of a wsj0-style utterance id: VOICE of VOICE-trNNNN, else the first 3 characters."""
+    m = _GENERATED_UTT.match(utt)
+    return m.group(1) if m else utt[:3]
 
 
 class LayoutError(ValueError):
@@ -144,25 +154,121 @@ def musdb(root: Path, split: str, stems=MUSDB_STEMS, valid_tracks=MUSDB_VALID_TR
     return items
 
 
-def build_items(kind: str, root, split: str, *, n_src: int = 2, sample_rate: int = 8000,
-                mode: str = "min", mixture: str = "mix_clean", stems=MUSDB_STEMS,
-                valid_tracks=MUSDB_VALID_TRACKS) -> list[Item]:
-    """Items of one split of a dataset of the given kind (see the module docstring)."""
+class Layout:
+    """A dataset layout (``data.kind``): where the items of a split are, what the sources are
+    called, who speaks in them. A layout reads the ``data.*`` options it names in :attr:`options`
+    and ignores the others.
+
+    Register a new one with :func:`register_layout`; ``data.kind`` then accepts its name."""
+    kind: ClassVar[str] = ""
+    options: ClassVar[tuple[str, ...]] = ()  # the data.* keys it reads besides root, splits, rate
+    splits: ClassVar[dict[str, str]] = {"train": "tr", "valid": "cv", "test": "tt"}  # default split names
+    named_sources: ClassVar[bool] = False  # sources have names (music stems), kept in that order
+
+    def __init__(self, n_src: int = 2, sample_rate: int = 8000, **options):
+        self.n_src, self.sample_rate = n_src, sample_rate
+        self.opts = {k: options[k] for k in self.options if k in options}
+
+    def items(self, root: Path, split: str) -> list[Item]:
+        raise NotImplementedError
+
+    def source_names(self) -> tuple[str, ...]:
+        """Output names of the sources: the stems' names, else s1 ... sK."""
+        return tuple(f"s{k + 1}" for k in range(self.n_src))
+
+    @staticmethod
+    def speakers(item: Item) -> list[str]:
+        """One speaker id per source file of ``item`` (dynamic mixing never mixes a speaker with
+        itself); without speaker ids every file is its own speaker."""
+        return [str(p) for p in item.sources]
+
+
+class Wsj0Mix(Layout):
+    kind, options = "wsj0_mix", ("mode",)
+
+    def items(self, root, split):
+        return wsj0_mix(root, split, self.n_src, self.sample_rate, **self.opts)
+
+    @staticmethod
+    def speakers(item):
+        """From the mixture name ``UTT1_SNR1_UTT2_SNR2``: WSJ0 utterance ids start with the
+        3-character speaker id; generated corpora name utterances ``VOICE-trNNNN``."""
+        utts = item.name.split("_")[0::2]
+        if len(utts) < len(item.sources):
+            return Layout.speakers(item)
+        return [utterance_speaker(u) for u in utts[:len(item.sources)]]
+
+
+class LibriMix(Layout):
+    kind, options = "librimix", ("mode", "mixture")
+    splits = {"train": "train-360", "valid": "dev", "test": "test"}
+
+    def items(self, root, split):
+        return librimix(root, split, self.n_src, self.sample_rate, **self.opts)
+
+    @staticmethod
+    def speakers(item):
+        """Source files are named SPEAKER-CHAPTER-UTT."""
+        return [Path(p).stem.split("-")[0] for p in item.sources]
+
+
+class VBDemand(Layout):
+    """Enhancement: sources [speech, noise], the noise derived from the mixture."""
+    kind = "vbdemand"
+    splits = {"train": "train", "valid": "test", "test": "test"}
+
+    def items(self, root, split):
+        if self.n_src != 2:
+            raise LayoutError(f"vbdemand has 2 sources [speech, noise], model.n_src is {self.n_src}")
+        return vbdemand(root, split)
+
+
+class Folder(Layout):
+    kind = "folder"
+
+    def items(self, root, split):
+        return folder(root, split, self.n_src)
+
+
+class Musdb(Layout):
+    kind, options = "musdb", ("stems", "valid_tracks")
+    splits = {"train": "train", "valid": "valid", "test": "test"}
+    named_sources = True
+
+    def items(self, root, split):
+        stems = tuple(self.opts.get("stems") or MUSDB_STEMS)
+        if len(stems) != self.n_src:
+            raise LayoutError(f"musdb: {len(stems)} stems {list(stems)} but model.n_src is {self.n_src}")
+        return musdb(root, split, stems, tuple(self.opts.get("valid_tracks") or MUSDB_VALID_TRACKS))
+
+    def source_names(self):
+        return tuple(self.opts.get("stems") or MUSDB_STEMS)
+
+
+# The one list of layouts (``data.kind``): a new layout is a class and one entry (register_layout).
+LAYOUTS: dict[str, type[Layout]] = {c.kind: c for c in (Wsj0Mix, LibriMix, VBDemand, Folder, Musdb)}
+KINDS = LAYOUTS  # the valid data.kind names (a live view: registered layouts count)
+
+
+def register_layout(layout: type[Layout]) -> type[Layout]:
+    """Add a layout under its ``kind`` (usable as a class decorator)."""
+    if not layout.kind:
+        raise ValueError(f"{layout.__name__}: a layout needs a kind (its data.kind name)")
+    LAYOUTS[layout.kind] = layout
+    return layout
+
+
+def make_layout(kind: str, n_src: int = 2, sample_rate: int = 8000, **options) -> Layout:
+    """The layout ``kind`` for K sources at ``sample_rate`` with its ``data.*`` options."""
+    if kind not in LAYOUTS:
+        raise LayoutError(f"unknown data.kind {kind!r}; valid: {', '.join(LAYOUTS)}")
+    return LAYOUTS[kind](n_src, sample_rate, **options)
+
+
+def build_items(kind: str, root, split: str, *, n_src: int = 2, sample_rate: int = 8000, **options) -> list[Item]:
+    """Items of one split of a dataset of the given kind (see the module docstring); ``options``:
+    the ``data.*`` options of the layout (mode, mixture, stems, valid_tracks)."""
     root = Path(root)
     if not str(root) or not root.is_dir():
         raise LayoutError(f"{root}: dataset root does not exist (set data.root)")
-    if kind == "wsj0_mix":
-        return wsj0_mix(root, split, n_src, sample_rate, mode)
-    if kind == "librimix":
-        return librimix(root, split, n_src, sample_rate, mode, mixture)
-    if kind == "vbdemand":
-        if n_src != 2:
-            raise LayoutError(f"vbdemand has 2 sources [speech, noise], model.n_src is {n_src}")
-        return vbdemand(root, split)
-    if kind == "folder":
-        return folder(root, split, n_src)
-    if kind == "musdb":
-        if len(stems) != n_src:
-            raise LayoutError(f"musdb: {len(stems)} stems {list(stems)} but model.n_src is {n_src}")
-        return musdb(root, split, stems, valid_tracks)
-    raise LayoutError(f"unknown data.kind {kind!r}; valid: {', '.join(KINDS)}")
+    return make_layout(kind, n_src, sample_rate, **options).items(root, split)

@@ -3,6 +3,7 @@
 (downloaded once into the huggingface_hub cache, then read from there, also offline)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..storage.checkpoint import CheckpointError
@@ -19,19 +20,29 @@ def parse_hub_spec(spec: str) -> tuple[str, str]:
     return "/".join(parts[:2]), "/".join(parts[2:]) or DEFAULT_HUB_FILE
 
 
-def resolve_model(spec: str | Path) -> Path:
-    """Local path of a model: a file as given, a bundled model's file, or a Hub file fetched
-    through huggingface_hub. Raises CheckpointError with a plain reason (no such file or bundled
-    model, offline, not on the Hub)."""
+@dataclass(frozen=True)
+class ModelLocation:
+    """Where a model named on a command line is: its local file, and the bundled model's entry
+    (its recommended sampler settings and warm-start partner) when it is one."""
+    spec: str
+    path: Path
+    bundled: object | None = None  # a diffsep.inference.pretrained.BundledModel
+
+
+def locate(spec: str | Path) -> ModelLocation:
+    """Resolve a model name once: a file as given, a bundled model's name, or a Hub file fetched
+    through huggingface_hub (``hf://owner/repo[/file]``). Raises CheckpointError with a plain
+    reason (no such file or bundled model, offline, not on the Hub)."""
     from . import pretrained
 
     spec = str(spec)
     if not spec.startswith(HF_PREFIX):
         path = Path(spec)
         if path.is_file():
-            return path
+            return ModelLocation(spec, path)
         if pretrained.is_bundled(spec):
-            return pretrained.bundled(spec).path
+            entry = pretrained.bundled(spec)
+            return ModelLocation(spec, entry.path, entry)
         raise CheckpointError(f"{spec}: no such checkpoint file or bundled model (bundled: "
                               f"{', '.join(pretrained.bundled_models())}; Hub models are written "
                               f"hf://owner/repo[/file])")
@@ -43,7 +54,7 @@ def resolve_model(spec: str | Path) -> Path:
     except ImportError:  # pragma: no cover - a declared dependency
         raise CheckpointError(f"{spec}: huggingface_hub is not installed") from None
     try:
-        return Path(hf_hub_download(repo_id=repo_id, filename=filename))
+        return ModelLocation(spec, Path(hf_hub_download(repo_id=repo_id, filename=filename)))
     except LocalEntryNotFoundError:
         raise CheckpointError(f"{spec}: cannot reach the Hugging Face Hub (no network or offline "
                               f"mode) and the file is not in the local cache; download it on a "
@@ -54,3 +65,8 @@ def resolve_model(spec: str | Path) -> Path:
         raise CheckpointError(f"{spec}: no Hub repository {repo_id} (or it is private)") from None
     except OSError as e:
         raise CheckpointError(f"{spec}: download failed ({e})") from None
+
+
+def resolve_model(spec: str | Path) -> Path:
+    """The local file of a model (see :func:`locate`)."""
+    return locate(spec).path

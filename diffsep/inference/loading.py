@@ -18,7 +18,8 @@ from torch import nn
 from ..config.build import build_family, build_model
 from ..storage.checkpoint import CheckpointError, is_ours, load_weights, safe_load
 from ..config.settings import Config, ConfigError, config_from_dict
-from .reference import is_reference, load_reference
+from .reference import convert_reference, is_reference
+from ..families import FAMILIES
 from .separator import Separator, separate
 
 
@@ -30,14 +31,15 @@ class Trained:
 
 
 def load_trained(path_or_ckpt, ema: bool = True) -> Trained:
-    """One of our checkpoints or a reference DiffSep one (detected). ``ema`` selects the EMA
-    weights where the checkpoint has them. Raises CheckpointError naming the file."""
+    """One of our checkpoints or a reference DiffSep one: read once, its format detected once (a
+    reference checkpoint is converted to ours), then the one build path (config, family, network,
+    weights). ``ema`` selects the EMA weights where the checkpoint has them. Raises
+    CheckpointError naming the file."""
     where = path_or_ckpt if not isinstance(path_or_ckpt, dict) else "checkpoint"
     ckpt = safe_load(path_or_ckpt)
     if is_reference(ckpt):
-        cfg, model = load_reference(ckpt, ema=ema)
-        return Trained(cfg, model.eval())
-    if not is_ours(ckpt):
+        ckpt = convert_reference(ckpt, ema, where)
+    elif not is_ours(ckpt):
         raise CheckpointError(f"{where}: neither a diffsep nor a reference DiffSep checkpoint "
                               f"(top-level keys: {sorted(map(str, ckpt))[:8]})")
     try:
@@ -49,6 +51,16 @@ def load_trained(path_or_ckpt, ema: bool = True) -> Trained:
     weights = ckpt["ema"] if ema and ckpt.get("ema") is not None else ckpt["model"]
     load_weights(model, family.upgrade_weights(model, weights), where)
     return Trained(cfg, model.eval())
+
+
+def from_reference(path_or_ckpt, ema: bool = True) -> nn.Module:
+    """The converted model of a reference DiffSep checkpoint (and nothing else), eval mode, CPU."""
+    where = path_or_ckpt if not isinstance(path_or_ckpt, dict) else "reference checkpoint"
+    ckpt = safe_load(path_or_ckpt)
+    if not is_reference(ckpt):
+        raise CheckpointError(f"{where}: not a reference DiffSep checkpoint (no 'score_model.backbone.*' "
+                              f"weights in state_dict)")
+    return load_trained(ckpt, ema).model
 
 
 def load_model(path_or_ckpt, ema: bool = True) -> nn.Module:
@@ -64,27 +76,49 @@ def make_separator(trained: Trained, *, device="cpu", sampler: dict | None = Non
 
     ``warm_start``: a discriminative model (Conv-TasNet) whose estimate the diffusion starts from
     (sampler init "model", from ``t_start``): the separator runs it, then refines its estimate."""
-    overrides = {**({"init": "model"} if warm_start is not None else {}), **(sampler or {})}
-    cfg = dataclasses.replace(trained.config, sampler=trained.config.sampler.updated(**overrides))
+    m = trained.config.model
+    if warm_start is not None and (not FAMILIES[m.kind].warm_start or warm_start.config.model.n_src != m.n_src):
+        raise ValueError(f"a warm start needs a model that can start from an estimate and a partner "
+                         f"with as many sources ({m.kind}, {m.n_src} sources; partner "
+                         f"{warm_start.config.model.kind}, {warm_start.config.model.n_src})")
+    cfg = with_sampler(trained.config, {**({"init": "model"} if warm_start is not None else {}),
+                                        **(sampler or {})})
     family = build_family(cfg)
     model = trained.model.to(device).eval()
     estimate, nfe, info = partial(family.estimate, model), family.nfe, family.info()
     if warm_start is not None:
-        if cfg.model.kind != "diffsep" or warm_start.config.model.n_src != cfg.model.n_src:
-            raise ValueError(f"a warm start needs a DiffSep model and a partner with as many sources "
-                             f"({cfg.model.kind}, {cfg.model.n_src} sources; partner "
-                             f"{warm_start.config.model.n_src})")
         first, first_model = build_family(warm_start.config), warm_start.model.to(device).eval()
         estimate = partial(_warm_started, family, model, first, first_model)
         nfe += first.nfe
         info = {**info, "warm_start": first.info()}
-    elif cfg.sampler.init == "model":
+    elif family.sampler_section and getattr(cfg, family.sampler_section).init == "model":
         raise ValueError("sampler init 'model' needs a warm-start model")
     return Separator(estimate, cfg.model.n_src, cfg.data.sample_rate, channels=cfg.model.audio_channels,
                      device=torch.device(device), nfe=nfe, rescale=rescale,
                      generator=torch.Generator(device=device).manual_seed(seed),
                      fixed_order=cfg.loss.fixed_order, info=info,
-                     stems=tuple(cfg.data.stems) if cfg.data.kind == "musdb" else ())
+                     stems=named_sources(cfg))
+
+
+def named_sources(config: Config) -> tuple[str, ...]:
+    """The names of a model's sources when its data layout names them (music stems), else ()."""
+    from ..data.layouts import make_layout
+
+    layout = make_layout(config.data.kind, config.model.n_src, config.data.sample_rate, stems=config.data.stems)
+    return layout.source_names() if layout.named_sources else ()
+
+
+def with_sampler(config: Config, overrides: dict) -> Config:
+    """``config`` with sampler settings replaced (fields of the family's sampler section, e.g.
+    :class:`diffsep.samplers.SamplerSettings`). A family without a sampler takes none."""
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    section = FAMILIES[config.model.kind].sampler_section
+    if section is None:
+        if overrides:
+            raise ValueError(f"a {config.model.kind} model has no sampler; sampler options "
+                             f"{sorted(overrides)} do not apply")
+        return config
+    return dataclasses.replace(config, **{section: getattr(config, section).updated(**overrides)})
 
 
 def _warm_started(family, model, first, first_model, mix, generator=None):
@@ -99,19 +133,28 @@ def load_separator(model: str, *, ema: bool = True, device=None, warm_start: str
     available. A bundled model comes with the sampler settings and warm-start partner it was
     measured with (its model card); ``sampler`` and ``warm_start`` override them
     (``warm_start=False``: none)."""
-    from . import pretrained
-    from .hub import resolve_model
+    from .hub import locate
 
-    if not Path(model).is_file() and pretrained.is_bundled(model):
-        entry = pretrained.bundled(model)
+    location = locate(model)
+    if location.bundled is not None:
+        entry = location.bundled
         sampler = {**entry.sampler, **(sampler or {})}
         warm_start = entry.warm_start if warm_start is None else warm_start
         if not warm_start:  # the entry's t_start belongs to its partner
             sampler.pop("t_start", None)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    partner = load_trained(resolve_model(warm_start), ema) if warm_start else None
-    return make_separator(load_trained(resolve_model(model), ema), device=device, warm_start=partner,
+    partner = load_trained(locate(warm_start).path, ema) if warm_start else None
+    return make_separator(load_trained(location.path, ema), device=device, warm_start=partner,
                           sampler=sampler, **kwargs)
+
+
+# untrained networks of the paper's settings, per family: config sections as a function of nf
+RANDOM_PRESETS = {
+    "diffsep": lambda nf: {"model": {"kind": "diffsep", "nf": nf, "init_scale": 1.0}},
+    "convtasnet": lambda nf: {"model": {"kind": "convtasnet"}},
+    "demucs": lambda nf: {"model": {"kind": "demucs", "n_src": 4, "audio_channels": 2},
+                          "data": {"sample_rate": 44100}},
+}
 
 
 def random_separator(kind: str = "diffsep", *, nf: int = 64, device="cpu", sampler: dict | None = None,
@@ -119,11 +162,7 @@ def random_separator(kind: str = "diffsep", *, nf: int = 64, device="cpu", sampl
     """An untrained network of the paper's settings (DiffSep of width ``nf``, Conv-TasNet, or
     Demucs: 4 stereo stems at 44.1 kHz) as a separator: speed does not depend on the weights
     (benchmarks)."""
-    d = {"model": {"kind": kind, "nf": nf, "init_scale": 1.0}}
-    if kind == "demucs":
-        d["model"].update(n_src=4, audio_channels=2)
-        d.update(data={"sample_rate": 44100}, loss={"fixed_order": True})
-    cfg = config_from_dict(d)
+    cfg = config_from_dict(RANDOM_PRESETS[kind](nf))
     torch.manual_seed(seed)
     return make_separator(Trained(cfg, build_model(cfg).eval()), device=device, sampler=sampler)
 
