@@ -6,6 +6,7 @@ The main entry points, imported on first use (``import diffsep`` itself loads no
     import diffsep
     sep = diffsep.load_separator("ckpt.pt")               # our checkpoints, reference ones, hf://
     est = diffsep.separate_signal(sep, mix, rate)          # (K, N) numpy, any rate and length
+    scores = diffsep.score_separator(sep, items, metrics=["si_sdr", "pesq"])  # rows and summary
     model = diffsep.load_model("ckpt.pt")                  # the network alone
     cfg = diffsep.load_config("configs/tiny.yaml", ["train.max_steps=100"])
     diffsep.Trainer(cfg).run()
@@ -25,8 +26,9 @@ _EXPORTS = {
     "load_separator": "inference.loading", "load_model": "inference.loading",
     "load_trained": "inference.loading", "separate_signal": "inference.loading",
     "separate": "inference.separator", "load_config": "config", "Trainer": "training.trainer",
-    "DiffSepSDE": "core.sde", "ScoreModel": "nets.score_model", "SamplerSettings": "samplers",
-    "sample": "samplers",
+    "DiffSepSDE": "core.sde", "SpectralUNet": "nets.spectral_unet",
+    "Preconditioned": "families.preconditioning", "SamplerSettings": "samplers",
+    "sample": "samplers", "score_separator": "evaluation.scoring",
 }
 __all__ = ["__version__", *_EXPORTS]
 

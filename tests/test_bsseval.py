@@ -52,12 +52,13 @@ def test_shape_mismatch_is_refused():
 
 
 def test_stem_improvement_over_the_mixture_is_zero_for_the_mixture_and_positive_for_better():
-    from diffsep.evaluation.results import stem_metrics
+    from diffsep.evaluation.scoring import Scoring, score_item
 
     rng = np.random.default_rng(2)
     ref = rng.standard_normal((2, 2, 800))
     mix = ref.sum(0)
-    same = stem_metrics(np.stack([mix, mix]), ref, mix, 100, ("a", "b"))
+    stems = Scoring(metrics=("sdri", "si_sdri"), stems=("a", "b"))
+    same = score_item(np.stack([mix, mix]), ref, mix, 100, stems)
     assert same["sdri_a"] == pytest.approx(0) and same["sdri"] == pytest.approx(0)
-    better = stem_metrics(ref + 0.1 * rng.standard_normal(ref.shape), ref, mix, 100, ("a", "b"))
+    better = score_item(ref + 0.1 * rng.standard_normal(ref.shape), ref, mix, 100, stems)
     assert better["sdri_a"] > 10 and better["sdri_b"] > 10 and better["si_sdri"] > 10

@@ -8,31 +8,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from helpers_audio import make_mix_tree, tone_sources
+from helpers_audio import make_mix_tree, write_refs_and_estimates
 from diffsep.cli.evaluate import main
-
-
-def write_refs_and_estimates(root, n_items=3, snr_db=10.0):
-    """root/ref/{mix,s1,s2}, root/est/{s1,s2}: estimates = refs + orthogonal-ish noise at snr_db,
-    in swapped order for odd items."""
-    rng = np.random.default_rng(0)
-    for i in range(n_items):
-        s = tone_sources(2, 4000 + 50 * i, seed=i)
-        name = f"utt{i}"
-        est = []
-        for k in range(2):
-            n = rng.standard_normal(s.shape[1]).astype(np.float32)
-            n -= n @ s[k] / (s[k] @ s[k]) * s[k]
-            n *= np.sqrt((s[k] @ s[k]) / (n @ n) * 10 ** (-snr_db / 10))
-            est.append(s[k] + n)
-        if i % 2:
-            est = est[::-1]
-        for k in range(2):
-            for d, x in (("ref", s[k]), ("est", est[k])):
-                (root / d / f"s{k + 1}").mkdir(parents=True, exist_ok=True)
-                sf.write(root / d / f"s{k + 1}" / f"{name}.wav", x, 8000, subtype="FLOAT")
-        (root / "ref" / "mix").mkdir(exist_ok=True)
-        sf.write(root / "ref" / "mix" / f"{name}.wav", s.sum(0), 8000, subtype="FLOAT")
 
 
 def test_folder_mode_scores_matches_and_reports_missing(tmp_path, capsys):

@@ -74,14 +74,12 @@ def test_folder_layout_missing_partner_and_missing_root(tmp_path):
         build_items("wsj", tmp_path, "set")
 
 
-def test_broken_file_and_sample_rate_mismatch_give_clear_errors(tmp_path):
+def test_broken_files_give_clear_errors(tmp_path):
     make_mix_tree(tmp_path / "set", 2)
     (tmp_path / "set" / "s1" / "item00.wav").write_bytes(b"RIFF garbage")
     ds = SeparationDataset(build_items("folder", tmp_path, "set"), 8000)
     with pytest.raises(AudioError, match=r"s1.item00\.wav: unreadable audio"):
         ds[0]
-    with pytest.raises(AudioError, match=r"item00\.wav: sample rate 8000 Hz, expected 16000 Hz"):
-        SeparationDataset(build_items("folder", tmp_path, "set"), 16000)
     bad = tmp_path / "nan.wav"
     sf.write(bad, np.array([0.0, np.nan, 0.1], dtype=np.float32), 8000, subtype="FLOAT")
     with pytest.raises(AudioError, match=r"nan\.wav: contains NaN or Inf"):

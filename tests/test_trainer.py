@@ -16,7 +16,8 @@ from diffsep.storage.checkpoint import CheckpointError, safe_load
 from diffsep.inference.packaging import exported
 from diffsep.inference.loading import load_model
 from diffsep.config.settings import load_config
-from diffsep.training.trainer import Actions, Trainer, after_epoch, after_step, separation_scores
+from diffsep.training.trainer import Actions, Trainer, after_epoch, after_step
+from diffsep.training.validation import separation_scores
 from helpers_audio import make_train_cv_tree
 
 ROOT = Path(__file__).parents[1]
@@ -51,7 +52,7 @@ def test_two_step_run_writes_a_self_describing_checkpoint(data_root, tmp_path):
     assert ck["step"] == 2 and ck["config"]["model"]["nf"] == 8
     assert not [p for p in run.iterdir() if ".tmp" in p.name]
     model = load_model(run / "last.pt")  # the checkpoint alone rebuilds the model (EMA weights)
-    assert torch.equal(model.backbone.output_layer.bias, ck["ema"]["backbone.output_layer.bias"])
+    assert torch.equal(model.net.backbone.output_layer.bias, ck["ema"]["net.backbone.output_layer.bias"])
     recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert any("val_si_sdr" in r and "val_loss" in r for r in recs)
 
@@ -72,7 +73,7 @@ def test_monitor_splits_are_scored_like_the_validation_split(data_root, tmp_path
     tr, rec = run("all")
     cv = tr.monitor_sets["cv"]
     assert len(cv) > 1
-    want = separation_scores(tr.family, tr.ema.module, cv, len(cv), tr.cfg.train.seed, tr.device)
+    want = separation_scores(tr.val_separator, cv, len(cv), tr.cfg.train.seed)
     assert rec["val_cv_si_sdri"] == pytest.approx(want["si_sdri"], abs=1e-6)
     assert rec["val_cv_si_sdri"] != pytest.approx(rec["val_si_sdri"], abs=1e-6)  # not the first item only
 
@@ -91,8 +92,8 @@ def test_init_from_starts_model_and_ema_at_the_checkpoints_ema_weights(data_root
         for k, v in module.state_dict().items():
             want = source["ema"][k].half().float() if fp16_export and v.is_floating_point() else source["ema"][k]
             assert torch.equal(v, want), k
-    assert not torch.equal(source["ema"]["backbone.output_layer.weight"],
-                           source["model"]["backbone.output_layer.weight"])  # EMA, not the raw weights
+    assert not torch.equal(source["ema"]["net.backbone.output_layer.weight"],
+                           source["model"]["net.backbone.output_layer.weight"])  # EMA, not the raw weights
     assert b.run() == 2 and b.step == 2  # a new run: steps count from 0
     with pytest.raises(CheckpointError, match="init_from needs the same model settings"):
         Trainer(tiny_cfg(data_root, tmp_path / "c", "model.nf=4", f"train.init_from={init}"))._resume()
@@ -131,7 +132,7 @@ def test_ema_follows_the_configured_decay_once_per_optimizer_step(data_root, tmp
     tr.opt.step = record
     tr.run()
     assert len(after_steps) == 3
-    key = "backbone.output_layer.weight"
+    key = "net.backbone.output_layer.weight"
     want = after_steps[0][key]
     for w in after_steps[1:]:
         want = 0.8 * want + 0.2 * w[key]
@@ -248,10 +249,17 @@ def test_stereo_music_trains_and_validates_on_synthetic_stems(tmp_path, kind):
     from diffsep.data.synth_music import write_corpus
 
     write_corpus(tmp_path / "music", n_train=5, n_test=1, seconds=1.0, sample_rate=8000)
-    cfg = tiny_cfg(tmp_path / "music", tmp_path / "run", f"model.kind={kind}", "data.kind=musdb",
-                   "data.train_split=train", "data.valid_split=valid", "data.valid_tracks=[track002]",
-                   "model.audio_channels=2", "model.n_src=4", "loss.fixed_order=true",
-                   "demucs.channels=4", "demucs.depth=2", "demucs.lstm_layers=1", "train.max_steps=2")
+    music = ["data.kind=musdb", "data.train_split=train", "data.valid_split=valid", "data.valid_tracks=[track002]",
+             "model.audio_channels=2", "model.n_src=4", "loss.fixed_order=true", "train.max_steps=2"]
+    if kind == "diffsep":
+        cfg = tiny_cfg(tmp_path / "music", tmp_path / "run", *music)
+    else:  # a Demucs config has no DiffSep section
+        cfg = load_config(ROOT / "configs" / "demucs_tiny.yaml", [
+            f"data.root={tmp_path / 'music'}", "data.segment_seconds=0.25", "data.num_workers=0",
+            "data.sample_rate=8000", f"train.run_dir={tmp_path / 'run'}", "train.batch_size=2",
+            "train.accumulate=2", "train.log_every=1", "train.ckpt_every=1", "train.val_every=0",
+            "train.val_batches=1", "train.val_sep_items=1", "optim.ema_decay=0.9", "demucs.channels=4",
+            "demucs.depth=2", "demucs.lstm_layers=1", *music])
     assert Trainer(cfg).run() == 2
     rec = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()][-1]
     assert math.isfinite(rec["val_loss"]) and math.isfinite(rec["val_si_sdri"])

@@ -1,6 +1,6 @@
 """Memorise one example: the cheapest check that the training pipeline is sound.
 
-Example: python -m diffsep.bench overfit --data-root ../shared/corpus --steps 1500 model.output_scale=sqrt_t
+Example: python -m diffsep.bench overfit --data-root ../shared/corpus --steps 1500 model.head=score_sqrt_t
 
 Trains a network of --config (default tiny.yaml) on a batch of copies of ONE crop of the first
 training mixture, and every --eval-every steps separates that same mixture with the model's
@@ -11,7 +11,6 @@ not (wrong loss weighting, scaling, sampler use ...) stays near or below it.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 
 
@@ -24,17 +23,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("overrides", nargs="*", help="section.key=value, e.g. model.output_scale=sqrt_t")
+    p.add_argument("overrides", nargs="*", help="section.key=value, e.g. model.head=score_sqrt_t")
 
 
 def run(args) -> int:
     import torch
 
-    from ..config.build import build_family
     from ..config.settings import load_config
     from ..data import SeparationDataset, build_items
-    from ..core.sdr import pit_si_sdr
-    from ..core.normalization import normalize
+    from ..evaluation.scoring import score_separator
+    from ..inference.loading import Trained, make_separator
+    from ..inference.separator import Separator
     from ..training.trainer import Trainer
     from .training_speed import _Sized
 
@@ -43,31 +42,34 @@ def run(args) -> int:
     cfg = load_config(args.config, [f"data.root={args.data_root}", f"train.seed={args.seed}",
                                     f"train.batch_size={args.copies}", "train.accumulate=1",
                                     "train.device=cpu", *args.overrides])
-    d = cfg.data
-    items = build_items(d.kind, d.root, d.train_split, n_src=cfg.model.n_src, sample_rate=d.sample_rate,
-                        mode=d.mode, mixture=d.mixture)
-    item = SeparationDataset(items[:1], d.sample_rate, segment=int(args.seconds * d.sample_rate),
-                             random_crop=False)[0]
+    d, K, segment = cfg.data, cfg.model.n_src, int(args.seconds * cfg.data.sample_rate)
+    items = build_items(d.kind, d.root, d.train_split, n_src=K, sample_rate=d.sample_rate,
+                        mode=d.mode, mixture=d.mixture)[:1]
+    item = SeparationDataset(items, d.sample_rate, segment=segment, random_crop=False)[0]
     batch = {"mix": item["mix"][None].expand(args.copies, -1, -1),
              "sources": item["sources"][None].expand(args.copies, -1, -1)}
-    mix, sources, _, _ = normalize(item["mix"][None], item["sources"][None])
     tr = Trainer(cfg, datasets=(_Sized(args.copies), None))  # the real training step, no data files
-    ode = build_family(dataclasses.replace(cfg, sampler=cfg.sampler.updated(kind="ode", steps=10)))
-    base = pit_si_sdr(mix.expand_as(sources) / cfg.model.n_src, sources)[0][0].tolist()
+    trained = Trained(cfg, tr.model)  # the raw weights: the EMA lags far behind in a short run
+    columns = {tr.family.info().get("sampler", {}).get("kind", "model"): make_separator(trained)}
+    if "sampler" in tr.family.info():
+        columns["ode-10"] = make_separator(trained, sampler={"kind": "ode", "steps": 10})
+
+    def si_sdrs(separator) -> list[float]:
+        """SI-SDR (dB) of each source of the crop, after the best permutation."""
+        row = score_separator(separator, items, crop=segment, metrics=("si_sdr",), per_source=True,
+                              seed=1).rows[0]
+        return [row.get(f"si_sdr_s{k + 1}", row["si_sdr"]) for k in range(K)]
+
+    mixture = Separator(lambda mix, generator: mix.expand(-1, K, -1), K, d.sample_rate)  # the mix as each
     print(f"overfit bench: {items[0].name} {args.seconds:g} s x {args.copies}, model {cfg.model.kind} "
           f"{sum(p.numel() for p in tr.model.parameters()):,} params, {' '.join(args.overrides)}")
-    print(f"baseline mix/K: SI-SDR {' / '.join(f'{v:.1f}' for v in base)} dB")
-    first = tr.family.info().get("sampler", {}).get("kind", "model")
-    print(f"{'step':>6} {'loss':>8} {'time':>7}  {first:>12}  {'ode-10':>12}")
+    print(f"baseline mix/K: SI-SDR {' / '.join(f'{v:.1f}' for v in si_sdrs(mixture))} dB")
+    print(f"{'step':>6} {'loss':>8} {'time':>7}" + "".join(f"  {name:>12}" for name in columns))
     t0, losses = time.perf_counter(), []
     for step in range(1, args.steps + 1):
         losses.append(tr.train_step([batch])["loss"])
         if step % args.eval_every == 0 or step == args.steps:
-            tr.model.eval()
-            with torch.no_grad():  # the raw weights: the EMA lags far behind in a short run
-                scores = [pit_si_sdr(f.estimate(tr.model, mix, torch.Generator().manual_seed(1)), sources)[0][0]
-                          for f in (tr.family, ode)]
-            cols = ["/".join(f"{v:.1f}" for v in sc.tolist()) for sc in scores]
+            cols = ["/".join(f"{v:.1f}" for v in si_sdrs(sep)) for sep in columns.values()]
             print(f"{step:6d} {sum(losses[-50:]) / len(losses[-50:]):8.4f} {time.perf_counter() - t0:6.0f}s"
-                  f"  {cols[0]:>12}  {cols[1]:>12}")
+                  + "".join(f"  {c:>12}" for c in cols))
     return 0

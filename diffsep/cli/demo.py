@@ -15,7 +15,7 @@ from .common import chunking, error_line, load_separator
 def run_demo(args) -> int:
     from ..storage.audio import read_audio, write_audio_group
     from ..storage.checkpoint import CheckpointError
-    from ..evaluation.results import match_sources, signal_metrics
+    from ..evaluation.scoring import Scoring, match_sources, score_item
     from ..evaluation.figures import example_figure
     from ..inference.loading import separate_signal
     from ..inference.pretrained import demo
@@ -36,7 +36,7 @@ def run_demo(args) -> int:
     args.outdir.mkdir(parents=True, exist_ok=True)
     outs = [args.outdir / f"s{k + 1}.{args.format}" for k in range(len(est))]
     write_audio_group(list(zip(outs, est)), sr)
-    scores = signal_metrics(est, refs, mix)
+    scores = score_item(est, refs, mix, sr, Scoring(metrics=("si_sdr", "si_sdri"), fixed_order=True))
     example_figure(args.outdir / "demo.png", mix, refs, est, sr, title=f"{args.model} on the demo mixture")
     print(f"demo: {d.description}")
     print(f"model {args.model}: SI-SDR {scores['si_sdr']:.2f} dB, SI-SDRi {scores['si_sdri']:.2f} dB "

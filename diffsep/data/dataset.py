@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..storage.audio import AudioError, audio_info, read_audio
+from .reading import item_frames, read_item
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,8 @@ class SeparationDataset(torch.utils.data.Dataset):
 
     Args:
         items: the examples (see :mod:`diffsep.data.layouts`).
-        sample_rate: every file must have this rate (clear error otherwise).
+        sample_rate: the model's rate; a file at another rate is resampled to it (the rule of
+            :mod:`diffsep.data.reading`, which evaluation shares).
         segment: crop length in samples (None: whole files). Shorter files are kept whole and
             zero-padded by :func:`collate`.
         random_crop: crop at a random common offset (training) or at the start (validation).
@@ -38,6 +39,8 @@ class SeparationDataset(torch.utils.data.Dataset):
         pad_to_segment: zero-pad shorter items to ``segment`` here, so that every batch has the
             same length (``length`` is then the padded length).
         channels: every file must have this many channels (clear error otherwise).
+        Sources may differ from their mixture in length by up to
+        :data:`~diffsep.data.reading.LENGTH_TOLERANCE_S` (zero-padded or cropped).
     """
 
     def __init__(self, items: list[Item], sample_rate: int, segment: int | None = None,
@@ -52,23 +55,12 @@ class SeparationDataset(torch.utils.data.Dataset):
         self.epoch = 0
         self.items, self.lengths = [], []
         for it in items:
-            n = self._check_header(it)
+            n = item_frames(it, self.sample_rate, self.channels)
             if n >= min_samples:
                 self.items.append(it)
                 self.lengths.append(n)
         if not self.items:
             raise ValueError(f"no usable items (of {len(items)}, min_samples={min_samples})")
-
-    def _check_header(self, it: Item) -> int:
-        sr, n, ch = audio_info(it.mix)
-        if sr != self.sample_rate:
-            raise AudioError(f"{it.mix}: sample rate {sr} Hz, expected {self.sample_rate} Hz")
-        if ch != self.channels:
-            raise AudioError(f"{it.mix}: {ch} channels, expected {self._channels_text()}")
-        return n
-
-    def _channels_text(self) -> str:
-        return {1: "mono", 2: "stereo"}.get(self.channels, f"{self.channels}")
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -84,26 +76,14 @@ class SeparationDataset(torch.utils.data.Dataset):
             if self.random_crop:
                 rng = np.random.default_rng((self.seed, self.epoch, i))
                 start = int(rng.integers(0, n - self.segment + 1))
-        mix = self._read(it.mix, start, frames)
-        sources = [self._read(p, start, frames) for p in it.sources]
-        if it.noise_from_mix:
-            sources.append(mix - np.sum(sources, axis=0))
-        sources = np.concatenate(sources) if self.channels == 1 else np.stack(sources)
+        mix, sources = read_item(it, self.sample_rate, self.channels, start, frames)
+        if self.channels == 1:
+            sources = sources[:, 0]
         mix, sources = torch.from_numpy(mix), torch.from_numpy(sources)
         if self.pad_to_segment and self.segment is not None and frames < self.segment:
             mix = torch.nn.functional.pad(mix, (0, self.segment - frames))
             sources = torch.nn.functional.pad(sources, (0, self.segment - frames))
         return {"mix": mix, "sources": sources, "length": mix.shape[-1], "name": it.name}
-
-    def _read(self, path: Path, start: int, frames: int) -> np.ndarray:
-        x, sr = read_audio(path, start=start, frames=frames)
-        if sr != self.sample_rate:
-            raise AudioError(f"{path}: sample rate {sr} Hz, expected {self.sample_rate} Hz")
-        if x.shape[0] != self.channels:
-            raise AudioError(f"{path}: {x.shape[0]} channels, expected {self._channels_text()}")
-        if x.shape[1] != frames:
-            raise AudioError(f"{path}: {x.shape[1]} samples where its mixture has {frames}")
-        return x
 
 
 def collate(batch: list[dict]) -> dict:

@@ -18,8 +18,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..storage.audio import AudioError, audio_info, read_audio
+from ..storage.audio import fit_length
 from .dataset import Item
+from .reading import clip_info, read_clip
 
 
 class MusicTrainSet(torch.utils.data.Dataset):
@@ -39,13 +40,7 @@ class MusicTrainSet(torch.utils.data.Dataset):
         self.epoch = 0
         self.frames = []
         for it in items:
-            lengths = set()
-            for path in it.sources:
-                sr, n, ch = audio_info(path)
-                if sr != sample_rate or ch != channels:
-                    raise AudioError(f"{path}: {sr} Hz, {ch} channel(s); expected {sample_rate} Hz, {channels}")
-                lengths.add(n)
-            self.frames.append(min(lengths))
+            self.frames.append(min(clip_info(path, sample_rate, channels) for path in it.sources))
         if not items:
             raise ValueError("no training tracks")
         self.track_of = [j for j, n in enumerate(self.frames) for _ in range(max(1, n // segment))]
@@ -79,9 +74,9 @@ class MusicTrainSet(torch.utils.data.Dataset):
         return int(rng.integers(0, max(1, self.frames[j] - self.segment + 1)))
 
     def _read(self, path, start: int, frames: int) -> np.ndarray:
-        """(C, segment) float32 from ``start``, zero-padded past the end of the file."""
-        x, _ = read_audio(path, start=start, frames=min(self.segment, frames - start))
-        return np.pad(x, ((0, 0), (0, self.segment - x.shape[1])))
+        """(C, segment) float32 from ``start``, zero-padded past ``frames`` (the track's length)."""
+        x = read_clip(path, self.sample_rate, self.channels, start, min(self.segment, frames - start))
+        return fit_length(x, self.segment)
 
     def _augment(self, x: np.ndarray, rng) -> np.ndarray:
         if self.channel_swap and rng.random() < 0.5:

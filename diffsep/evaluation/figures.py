@@ -60,3 +60,18 @@ def save_png(fig, path: Path, dpi: int = 80) -> None:
             fig.savefig(tmp, dpi=dpi, format="png")
     finally:
         plt.close(fig)
+
+
+def write_example(folder: Path, name: str, est: np.ndarray, ref: np.ndarray, mix: np.ndarray | None,
+                  sample_rate: int) -> None:
+    """FOLDER/NAME/{sK_ref, sK_est, mix}.wav and FOLDER/NAME.png (the channels' mean).
+    est, ref (K, C, N); mix (C, N) or None."""
+    from ..storage.audio import write_audio_group
+
+    files = [(folder / name / f"s{k + 1}_ref.wav", ref[k]) for k in range(len(ref))]
+    files += [(folder / name / f"s{k + 1}_est.wav", est[k]) for k in range(len(est))]
+    if mix is not None:
+        files.append((folder / name / "mix.wav", mix))
+    write_audio_group(files, sample_rate)
+    example_figure(folder / f"{name}.png", None if mix is None else mix.mean(0), ref.mean(1), est.mean(1),
+                   sample_rate, title=name)

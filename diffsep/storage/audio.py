@@ -12,7 +12,8 @@ class AudioError(ValueError):
 
 
 def audio_info(path) -> tuple[int, int, int]:
-    """(sample_rate, frames, channels) from the header, without reading the samples."""
+    """(sample_rate, frames, channels) from the header, without reading the samples; a truncated
+    WAV is refused here already (its header and its size disagree)."""
     import soundfile as sf
 
     path = Path(path)
@@ -22,6 +23,7 @@ def audio_info(path) -> tuple[int, int, int]:
         info = sf.info(os.fsencode(path))
     except Exception as e:
         raise AudioError(f"{path}: unreadable audio ({_first_line(e)})") from None
+    _check_wav_complete(path)
     return int(info.samplerate), int(info.frames), int(info.channels)
 
 

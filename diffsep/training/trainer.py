@@ -1,5 +1,6 @@
 """The training loop: single process or torchrun DDP, gradient accumulation, clipping, autocast,
-EMA, atomic self-describing checkpoints, exact resume, validation with the EMA weights, logs.
+EMA, atomic self-describing checkpoints, exact resume, validation of the EMA weights as they ship
+(:mod:`diffsep.training.validation`), logs.
 
 Everything model-specific sits in the model family (:mod:`diffsep.families`); every object is
 built by :mod:`diffsep.build`; the checkpoint and RNG state by :mod:`diffsep.checkpoint`.
@@ -17,7 +18,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from . import distributed
@@ -29,9 +29,9 @@ from ..storage.checkpoint import atomic_save, load_weights
 from ..config.settings import Config, TrainConfig, to_dict, to_yaml
 from ..data import collate
 from ..data.batch_order import GlobalBatchOrder
-from ..core.sdr import pit_si_sdr, si_sdr
 from ..core.normalization import normalize
 from .runlog import RunLog
+from .validation import validate, validation_separator
 
 
 # -- the schedule: pure functions of (step or epoch, config) --------------------------------------
@@ -55,46 +55,6 @@ def after_epoch(epochs_done: int, t: TrainConfig) -> Actions:
     """At the end of an epoch: validate every ``val_every_epochs`` epochs, else save."""
     validate = bool(t.val_every_epochs and epochs_done % t.val_every_epochs == 0)
     return Actions(validate=validate, save=not validate)
-
-
-# -- validation ----------------------------------------------------------------------------------
-@torch.no_grad()
-def validate(family, model, valid_set, cfg: Config, device) -> dict:
-    """Loss on ``val_batches`` batches of the validation set (the same random draws every time)
-    and SI-SDR / SI-SDRi of its first ``val_sep_items`` items separated by ``model``."""
-    t = cfg.train
-    model.eval()
-    loader = torch.utils.data.DataLoader(valid_set, batch_size=t.batch_size, collate_fn=collate)
-    gen = torch.Generator().manual_seed(t.seed + 1)
-    losses = []
-    for _, batch in zip(range(t.val_batches), loader):
-        mix, sources, _, _ = normalize(batch["mix"].to(device), batch["sources"].to(device))
-        draws = family.draw(sources.shape, gen)
-        draws = None if draws is None else draws.to(device)
-        losses.append(family.loss(model, mix, sources, draws).mean().item())
-    out = {"val_loss": float(np.mean(losses))}
-    sep = separation_scores(family, model, valid_set, t.val_sep_items, t.seed, device, cfg.loss.fixed_order)
-    out.update({f"val_{k}": v for k, v in sep.items()})
-    return out
-
-
-@torch.no_grad()
-def separation_scores(family, model, dataset, n_items: int, seed: int, device, fixed_order: bool = False) -> dict:
-    """Mean SI-SDR and SI-SDRi (dB) of the first ``n_items`` items of ``dataset`` separated by
-    ``model``, under the best permutation unless ``fixed_order``; {} when there are none. The
-    channels of a multichannel item are scored as one signal. Item i uses the sampler seed
-    ``seed + i``."""
-    model.eval()
-    scores, gains = [], []
-    for i in range(min(n_items, len(dataset))):
-        item = dataset[i]
-        mix, sources, _, _ = normalize(item["mix"][None].to(device), item["sources"][None].to(device))
-        est = family.estimate(model, mix, torch.Generator(device).manual_seed(seed + i))
-        est, sources, mix = est.flatten(2), sources.flatten(2), mix.reshape(1, 1, -1)
-        sc = si_sdr(est, sources) if fixed_order else pit_si_sdr(est, sources)[0]
-        scores.append(sc.mean().item())
-        gains.append((sc - si_sdr(mix.expand_as(sources), sources)).mean().item())
-    return dict(si_sdr=float(np.mean(scores)), si_sdri=float(np.mean(gains))) if scores else {}
 
 
 # -- signals ---------------------------------------------------------------------------------------
@@ -141,6 +101,8 @@ class Trainer:
         self.net = distributed.wrap(self.model, self.dist, self.device)
         self.train_set, self.valid_set = datasets or build_datasets(cfg)
         self.monitor_sets = build_monitor_sets(cfg) if self.dist.is_main else {}
+        # the EMA network as it ships (sampler, warm-start partner), for validation
+        self.val_separator = validation_separator(cfg, self.ema.module, self.device) if self.dist.is_main else None
         self.order = GlobalBatchOrder(len(self.train_set), t.batch_size, self.dist.world_size,
                                       self.dist.rank, t.seed)
         if len(self.order) < t.accumulate:
@@ -280,12 +242,8 @@ class Trainer:
     def _validate_and_save(self) -> None:
         score = 0.0
         if self.dist.is_main:
-            v = validate(self.family, self.ema.module, self.valid_set, self.cfg, self.device)
-            for split, dataset in self.monitor_sets.items():
-                sep = separation_scores(self.family, self.ema.module, dataset,
-                                        self.cfg.data.monitor_items or len(dataset),
-                                        self.cfg.train.seed, self.device, self.cfg.loss.fixed_order)
-                v.update({f"val_{split}_{k}": x for k, x in sep.items()})
+            v = validate(self.family, self.ema.module, self.val_separator, self.valid_set, self.monitor_sets,
+                         self.cfg, self.device)
             self.log.write(self.progress.step, v)
             score = v.get("val_si_sdr", -v["val_loss"])
         # every rank takes the same scheduler step: rank 0's score, summed with zeros
