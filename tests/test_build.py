@@ -58,7 +58,7 @@ def test_every_family_rebuilds_from_its_checkpoint_and_estimates_the_same(kind):
     mix = normalize(torch.randn(2, 1, 1200, generator=torch.Generator().manual_seed(1)))[0]
     a = family.estimate(model, mix, torch.Generator().manual_seed(2))
     b = family.estimate(trained.model, mix, torch.Generator().manual_seed(2))
-    assert a.shape == (2, 2, 1200) and torch.equal(a, b)
+    assert a.shape == (2, 2, 1, 1200) and torch.equal(a, b)  # (B, K, C, N)
     assert family.nfe == (4 if kind == "diffsep" else 1)  # pc, 2 steps, 1 corrector step
 
 
@@ -84,7 +84,7 @@ def test_diffsep_separates_the_channels_of_a_stereo_mixture_as_mono_items():
     family, model = build_family(cfg), build_model(cfg).eval()
     mix = normalize(torch.randn(2, 2, 800))[0]
     stereo = family.estimate(model, mix, torch.Generator().manual_seed(5))
-    mono = family.estimate(model, mix.reshape(4, 1, 800), torch.Generator().manual_seed(5))
+    mono = family.estimate(model, mix.reshape(4, 1, 800), torch.Generator().manual_seed(5))  # (4, 2, 1, 800)
     torch.testing.assert_close(stereo, mono.view(2, 2, 2, 800).transpose(1, 2))
 
 
@@ -94,8 +94,8 @@ def test_every_family_loss_is_per_item_and_trains(kind):
     torch.manual_seed(0)
     family, model = build_family(cfg), build_model(cfg)
     g = torch.Generator().manual_seed(0)
-    sources = torch.randn(3, 2, 1200, generator=g)
-    mix, sources, _, _ = normalize(sources.sum(1, keepdim=True), sources)
+    sources = torch.randn(3, 2, 1, 1200, generator=g)  # (B, K, C, N)
+    mix, sources, _, _ = normalize(sources.sum(1), sources)
     draws = family.draw(sources.shape, g)
     if draws is not None:  # the draws of a global batch slice into per-rank parts
         draws = draws.slice(0, 3)

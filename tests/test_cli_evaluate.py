@@ -114,14 +114,16 @@ def test_music_model_on_a_musdb_split_is_scored_per_stem(tmp_path):
     save_checkpoint(tmp_path / "m.pt", Demucs(n_src=4, audio_channels=2, channels=4, depth=2, lstm_layers=1),
                     config={"data": {"kind": "musdb", "sample_rate": 8000}, "loss": {"fixed_order": True}})
     out = tmp_path / "res"
-    rc = main(["--model", str(tmp_path / "m.pt"), "--data-root", str(tmp_path / "music"), "--dataset", "musdb",
-               "--split", "test", "--out", str(out), "--jobs", "0", "--quiet", "--device", "cpu",
+    # no --dataset, no --split: a musdb-trained model is scored on the musdb layout's test split
+    rc = main(["--model", str(tmp_path / "m.pt"), "--data-root", str(tmp_path / "music"),
+               "--out", str(out), "--jobs", "0", "--quiet", "--device", "cpu",
                "--save-examples", "1"])
     assert rc == 0
     summary = json.loads((out / "summary.json").read_text())
     for stem in ("drums", "bass", "other", "vocals"):
         assert summary[f"sdr_{stem}"]["count"] == 2 and summary[f"si_sdr_{stem}"]["count"] == 2
     assert "pesq" not in summary and summary["info"]["fixed_order"]
+    assert (summary["info"]["dataset"], summary["info"]["split"]) == ("musdb", "test")
     rows = list(csv.DictReader((out / "results.csv").open()))
     stems_mean = np.mean([float(rows[0][f"sdr_{s}"]) for s in ("drums", "bass", "other", "vocals")])
     assert float(rows[0]["sdr"]) == pytest.approx(stems_mean, abs=1e-4)

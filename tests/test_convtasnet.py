@@ -32,8 +32,9 @@ def test_paper_configuration_parameter_count():
 @pytest.mark.parametrize("T", [1, 7, 1001, 4000])
 def test_output_shapes(K, T):
     m = small(n_src=K)
-    assert m(torch.randn(3, 1, T)).shape == (3, K, T)
-    assert m(torch.randn(2, T)).shape == (2, K, T)
+    assert m(torch.randn(3, 1, T)).shape == (3, K, 1, T)  # (B, C, T) -> (B, K, C, T)
+    with pytest.raises(ValueError, match=r"mix must be \(B, 1, T\)"):
+        m(torch.randn(2, T))
 
 
 @pytest.mark.parametrize("P,X,R", [(3, 3, 2), (3, 4, 1), (5, 2, 3)])

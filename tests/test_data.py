@@ -19,8 +19,8 @@ def test_wsj0_mix_layout_and_crops(tmp_path):
     assert [it.name for it in items] == ["item00", "item01", "item02"]
     ds = SeparationDataset(items, 8000, segment=1000, seed=1)
     a = ds[1]
-    assert a["mix"].shape == (1, 1000) and a["sources"].shape == (3, 1000)
-    torch.testing.assert_close(a["sources"].sum(0), a["mix"][0], atol=1e-5, rtol=0)  # common offset
+    assert a["mix"].shape == (1, 1000) and a["sources"].shape == (3, 1, 1000)  # (C, N), (K, C, N)
+    torch.testing.assert_close(a["sources"].sum(0), a["mix"], atol=1e-5, rtol=0)  # common offset
     torch.testing.assert_close(ds[1]["mix"], a["mix"])  # crops depend on (seed, epoch, index) only
     ds.set_epoch(1)
     assert not torch.equal(ds[1]["mix"], a["mix"])
@@ -58,8 +58,8 @@ def test_vbdemand_layout_derives_noise(tmp_path):
     sf.write(tmp_path / "train" / "noisy" / "p1.wav", clean + noise, 16000, subtype="FLOAT")
     ds = SeparationDataset(build_items("vbdemand", tmp_path, "train"), 16000)
     ex = ds[0]
-    np.testing.assert_allclose(ex["sources"][0].numpy(), clean, atol=1e-6)
-    np.testing.assert_allclose(ex["sources"][1].numpy(), noise, atol=1e-6)
+    np.testing.assert_allclose(ex["sources"][0, 0].numpy(), clean, atol=1e-6)
+    np.testing.assert_allclose(ex["sources"][1, 0].numpy(), noise, atol=1e-6)
 
 
 def test_folder_layout_missing_partner_and_missing_root(tmp_path):
@@ -92,10 +92,10 @@ def test_collate_pads_and_normalisation_round_trip():
     b = collate(batch)
     assert b["mix"].shape == (2, 1, 8) and b["lengths"].tolist() == [5, 8]
     assert b["mix"][0, 0, 5:].abs().sum() == 0
-    s = torch.randn(3, 2, 100) + 0.5
-    mix = s.sum(1, keepdim=True)
+    s = torch.randn(3, 2, 1, 100) + 0.5  # (B, K, C, N)
+    mix = s.sum(1)
     m, sn, mean, std = normalize(mix, s)
-    torch.testing.assert_close(sn.sum(1, keepdim=True), m)  # sources still sum to the mixture
+    torch.testing.assert_close(sn.sum(1), m)  # sources still sum to the mixture
     torch.testing.assert_close(m.std(-1), torch.ones(3, 1))
     torch.testing.assert_close(denormalize(sn, mean, std), s)
 
@@ -110,8 +110,8 @@ def test_multichannel_normalisation_keeps_sums_and_channel_balance_and_inverts()
     ratio = (m[:, 1].std(-1) / m[:, 0].std(-1)) / (mix[:, 1].std(-1) / mix[:, 0].std(-1))
     torch.testing.assert_close(ratio, torch.ones(3))
     torch.testing.assert_close(denormalize(sn, mean, std), s)
-    mono = normalize(mix[:, :1], s[:, :, 0])  # C = 1 with (B, K, N) sources: as for speech
-    torch.testing.assert_close(mono[1], normalize(mix[:, :1], s[:, :, :1])[1][:, :, 0])
+    with pytest.raises(ValueError, match=r"sources must be \(B, K, C, N\)"):  # one convention
+        normalize(mix[:, :1], s[:, :, 0])
 
 
 def test_global_batch_order_splits_the_single_process_batches():

@@ -62,12 +62,12 @@ def test_fresh_mixtures_of_distinct_speakers_repeat_by_seed_epoch_index(speakers
         ds.set_epoch(epoch)
         for i in range(len(ds)):
             x = ds[i]
-            assert x["sources"].shape == (2, 4000) and torch.equal(x["mix"], x["sources"].sum(0, keepdim=True))
+            assert x["sources"].shape == (2, 1, 4000) and torch.equal(x["mix"], x["sources"].sum(0))
             assert torch.equal(ds[i]["mix"], x["mix"])  # a function of (seed, epoch, index)
-            found = [min(freqs, key=lambda s: abs(freqs[s] - peak_hz(src.numpy()))) for src in x["sources"]]
+            found = [min(freqs, key=lambda s: abs(freqs[s] - peak_hz(src.numpy()))) for src in x["sources"][:, 0]]
             assert found[0] != found[1]  # two different speakers
             pairs.add(tuple(sorted(found)))
-            rms = x["sources"].square().mean(-1).sqrt().numpy()
+            rms = x["sources"][:, 0].square().mean(-1).sqrt().numpy()
             assert abs(20 * np.log10(rms[0] / rms[1])) <= 5.0 + 1e-3  # relative level within ±5 dB
     assert len(pairs) > 2  # speakers recombine beyond the 4 original pairs' partners
     ds.set_epoch(0)
@@ -79,7 +79,7 @@ def test_speed_perturbation_scales_the_frequency(speakers_tree):
     items, freqs = speakers_tree
     fast = DynamicMixDataset(items, "wsj0_mix", 2, 8000, 4000, speeds=[1.25])
     for i in range(4):
-        srcs = fast[i]["sources"].numpy()
+        srcs = fast[i]["sources"][:, 0].numpy()
         got = sorted(peak_hz(s) for s in srcs)
         assert all(min(abs(g - 1.25 * f) for f in freqs.values()) < 10 for g in got), got
 
@@ -96,7 +96,7 @@ def test_speaker_weights_set_how_often_each_speaker_is_drawn(speakers_tree):
                            speaker_weights={"a*": 0.0, "b?b": 3.0})
     counts = dict.fromkeys(freqs, 0)
     for i in range(len(ds)):
-        for src in ds[i]["sources"]:
+        for src in ds[i]["sources"][:, 0]:
             counts[min(freqs, key=lambda s: abs(freqs[s] - peak_hz(src.numpy())))] += 1
     assert counts["aaa"] == 0  # weight 0: never drawn
     # pairs without replacement from weights 3, 1, 1: bbb is in 1 - P(ccc, ddd) = 0.9 of them
@@ -128,7 +128,7 @@ def test_eq_changes_sources_levels_only_through_the_curve(speakers_tree):
     items, _ = speakers_tree
     plain = DynamicMixDataset(items, "wsj0_mix", 2, 8000, 4000, seed=2)
     eq = DynamicMixDataset(items, "wsj0_mix", 2, 8000, 4000, seed=2, eq_db=10.0)
-    a, b = plain[0]["sources"].numpy(), eq[0]["sources"].numpy()
+    a, b = plain[0]["sources"][:, 0].numpy(), eq[0]["sources"][:, 0].numpy()
     assert not np.allclose(a, b)
     # tones stay tones at the same frequency, and levels stay the drawn relative levels
     assert all(abs(peak_hz(x) - peak_hz(y)) < 5 for x, y in zip(a, b))

@@ -92,7 +92,7 @@ def test_warm_started_separator_runs_the_partner_then_refines(tmp_path):
     assert sep.nfe == 3 * 2 + 1 and sep.info["warm_start"]["kind"] == "convtasnet"
     assert sep.info["sampler"]["init"] == "model"
     out = sep(torch.randn(2, 1, 3000))
-    assert out.shape == (2, 2, 3000) and torch.isfinite(out).all()
+    assert out.shape == (2, 2, 1, 3000) and torch.isfinite(out).all()  # (B, K, C, N)
     with pytest.raises(ValueError, match="needs a warm-start model"):
         load_separator(str(diffsep_ckpt), device="cpu", sampler={"init": "model"})
     with pytest.raises(ValueError, match="warm start needs a model that can start from an estimate"):

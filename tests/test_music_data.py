@@ -90,5 +90,5 @@ def test_bad_switches_are_config_errors(tracks, tmp_path):
         build_datasets(load_config(None, ["data.kind=musdb", f"data.root={root}", "data.train_split=train",
                                           "data.valid_split=train", "model.n_src=4", "model.audio_channels=2",
                                           "data.gain_range=[2,1]", "data.segment_seconds=0.1"]))
-    with pytest.raises(ConfigError, match="augmentations of the musdb layout"):
+    with pytest.raises(ConfigError, match="augmentations of music tracks"):
         build_datasets(load_config(None, [f"data.root={tmp_path}", "data.remix=true"]))

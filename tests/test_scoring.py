@@ -15,10 +15,10 @@ from diffsep.storage.audio import AudioError
 
 def noisy_separator(n_src=2, rate=8000):
     """Estimates: the mixture split in two unequal parts plus noise from the separator's generator.
-    mix (B, 1, n) -> (B, K, n)."""
+    mix (B, 1, n) -> (B, K, 1, n)."""
     def estimate(mix, generator):
-        gains = torch.tensor([0.7, 0.3])[:, None]
-        return mix * gains + 0.05 * torch.randn(mix.shape[0], n_src, mix.shape[-1], generator=generator)
+        gains = torch.tensor([0.7, 0.3])[:, None, None]
+        return mix[:, None] * gains + 0.05 * torch.randn(mix.shape[0], n_src, 1, mix.shape[-1], generator=generator)
     return Separator(estimate, n_src, rate, generator=torch.Generator())
 
 
@@ -66,7 +66,7 @@ def test_a_bad_item_is_skipped_when_reported_and_raised_otherwise(items):
 
 
 def test_a_silent_estimate_scores_minus_infinity_and_is_left_out_of_the_summary(items):
-    silent = Separator(lambda mix, generator: torch.zeros(mix.shape[0], 2, mix.shape[-1]), 2, 8000)
+    silent = Separator(lambda mix, generator: torch.zeros(mix.shape[0], 2, 1, mix.shape[-1]), 2, 8000)
     scores = score_separator(silent, items[:1], metrics=("si_sdr", "pesq"))
     assert scores.rows[0]["si_sdr"] == -np.inf and "pesq" not in scores.rows[0]
     assert scores.mean("si_sdr") == -np.inf  # validation's mean: a silent model is never best

@@ -34,7 +34,7 @@ class Oracle:
             c, s = self._find(x)
             est = self.sources[:, s:s + x.shape[-1]]
             out.append(est.flip(0) if c in self.swap else est)
-        return torch.stack(out)
+        return torch.stack(out)[:, :, None]  # (B, K, C = 1, n)
 
 
 @given(n=st.integers(1, 3000), chunk=st.integers(50, 800), frac=st.floats(0.0, 0.9),
@@ -47,9 +47,10 @@ def test_chunks_cover_the_input_and_overlap_add_is_exact(n, chunk, frac, batch):
     assert starts[0] == 0 and starts[-1] + min(chunk, n) == n
     assert all(b - a <= chunk - overlap for a, b in zip(starts, starts[1:]))
     sources = speech_like(2, n, seed=n, dtype=torch.float32)[0]
-    out, = separate(Oracle(sources, starts), [sources.sum(0)], chunk=chunk, overlap=overlap,
+    out, = separate(Oracle(sources, starts), [sources.sum(0)[None]], chunk=chunk, overlap=overlap,
                     batch_size=batch)
-    torch.testing.assert_close(out, sources, atol=1e-5, rtol=1e-5)
+    assert out.shape == (2, 1, n)  # (K, C, N)
+    torch.testing.assert_close(out[:, 0], sources, atol=1e-5, rtol=1e-5)
 
 
 def test_swapped_chunks_are_realigned():
@@ -57,12 +58,12 @@ def test_swapped_chunks_are_realigned():
     sources = speech_like(2, n, seed=3, dtype=torch.float32)[0]
     starts = chunk_starts(n, chunk, overlap)
     oracle = Oracle(sources, starts, swap=range(1, len(starts), 2))
-    out, = separate(oracle, [sources.sum(0)], chunk=chunk, overlap=overlap, batch_size=3)
-    torch.testing.assert_close(out, sources, atol=1e-5, rtol=1e-5)
+    out, = separate(oracle, [sources.sum(0)[None]], chunk=chunk, overlap=overlap, batch_size=3)
+    torch.testing.assert_close(out[:, 0], sources, atol=1e-5, rtol=1e-5)
     # without overlap nothing can be aligned: the check above is not vacuous
     oracle0 = Oracle(sources, chunk_starts(n, chunk, 0), swap=[1])
-    out0, = separate(oracle0, [sources.sum(0)], chunk=chunk, overlap=0)
-    assert not torch.allclose(out0, sources, atol=1e-3)
+    out0, = separate(oracle0, [sources.sum(0)[None]], chunk=chunk, overlap=0)
+    assert not torch.allclose(out0[:, 0], sources, atol=1e-3)
 
 
 def test_working_memory_does_not_grow_with_the_number_of_chunks():
@@ -70,7 +71,7 @@ def test_working_memory_does_not_grow_with_the_number_of_chunks():
     for n in (2_000, 20_000, 80_000):
         sources = speech_like(2, n, seed=1, dtype=torch.float32)[0]
         oracle = Oracle(sources, chunk_starts(n, 1000, 200))
-        separate(oracle, [sources.sum(0)], chunk=1000, overlap=200, batch_size=2)
+        separate(oracle, [sources.sum(0)[None]], chunk=1000, overlap=200, batch_size=2)
         seen.append((oracle.max_numel, oracle.calls))
     assert seen[0][0] == seen[1][0] == seen[2][0] == 2 * 1000
     assert seen[0][1] < seen[1][1] < seen[2][1]
@@ -92,12 +93,12 @@ def test_several_inputs_of_different_lengths_are_mini_batched():
                 o = next(o for o in range(s.shape[-1] - x.shape[-1] + 1)
                          if torch.equal(s.sum(0)[o:o + x.shape[-1]], x))
                 out.append(s[:, o:o + x.shape[-1]])
-            return torch.stack(out)
+            return torch.stack(out)[:, :, None]
 
     m = Multi()
-    outs = separate(m, [s.sum(0) for s in srcs], chunk=1000, overlap=100, batch_size=4)
+    outs = separate(m, [s.sum(0)[None] for s in srcs], chunk=1000, overlap=100, batch_size=4)
     for o, s in zip(outs, srcs):
-        torch.testing.assert_close(o, s, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(o[:, 0], s, atol=1e-5, rtol=1e-5)
     assert m.calls[0][0] == 2  # the two 700-sample inputs went through together
 
 
@@ -111,10 +112,10 @@ class ExactScore(torch.nn.Module):
     def _sources(self, mix):
         n = mix.shape[-1]
         for s in self.starts:
-            full = self.sources[..., s:s + n]
-            m, src, _, _ = normalize(full.sum(1, keepdim=True), full)
+            full = self.sources[..., s:s + n][:, :, None]  # (1, K, 1, n)
+            m, src, _, _ = normalize(full.sum(1), full)
             if torch.allclose(m[0], mix, atol=1e-5):
-                return src[0]
+                return src[0, :, 0]
         raise AssertionError("chunk not found")
 
     def forward(self, x, t, mix):
@@ -132,10 +133,10 @@ def test_chunked_equals_whole_with_the_exact_score():
     results = []
     for c, o in ((0, 0), (chunk, overlap)):
         score = ExactScore(sde, sources, starts=chunk_starts(n, c, o), n=n)
-        sep = Separator(lambda mix, g, score=score: sample(score, sde, mix, opts, generator=g), 2, 8000,
-                        generator=torch.Generator().manual_seed(1))
-        out, = separate(sep, [mix], chunk=c, overlap=o, batch_size=2)
-        results.append(out)
+        sep = Separator(lambda mix, g, score=score: sample(score, sde, mix, opts, generator=g)[:, :, None], 2,
+                        8000, generator=torch.Generator().manual_seed(1))
+        out, = separate(sep, [mix[None]], chunk=c, overlap=o, batch_size=2)
+        results.append(out[:, 0])
     whole, chunked = results
     assert len(chunk_starts(n, chunk, overlap)) == 4
     assert si_sdr(whole, sources).min() > 35
@@ -145,13 +146,13 @@ def test_chunked_equals_whole_with_the_exact_score():
 
 def test_rescale_modes():
     g = torch.Generator().manual_seed(0)
-    est, mix = torch.randn(3, 2, 500, generator=g), torch.randn(3, 1, 500, generator=g)
-    torch.testing.assert_close(rescale(est, mix, "mix_consistency").sum(1, keepdim=True), mix)
+    est, mix = torch.randn(3, 2, 1, 500, generator=g), torch.randn(3, 1, 500, generator=g)  # (B, K, C, n), (B, C, n)
+    torch.testing.assert_close(rescale(est, mix, "mix_consistency").sum(1), mix)
     scaled = rescale(est, mix, "mix_projection")
     gain = scaled / est
     assert torch.allclose(gain, gain[..., :1].expand_as(gain), atol=1e-5)
     # the least-squares gain: residual orthogonal to the estimate
-    assert torch.allclose(((mix - scaled) * est).sum(-1), torch.zeros(3, 2), atol=1e-3)
+    assert torch.allclose(((mix[:, None] - scaled) * est).sum(-1), torch.zeros(3, 2, 1), atol=1e-3)
     assert torch.equal(rescale(est, mix, "denormalize"), est)
     with pytest.raises(ValueError, match="valid"):
         rescale(est, mix, "bogus")

@@ -8,6 +8,7 @@ from torch import nn
 
 from diffsep.families import FAMILIES, Family, register_family
 from diffsep.families.family import LossSettings, ModelSettings
+from diffsep.nets.capture import capture_init
 from helpers_audio import make_train_cv_tree
 
 
@@ -17,15 +18,15 @@ class GainSettings:
 
 
 class Gains(nn.Module):
-    """Each source is a learned gain times the mixture: (B, 1, N) -> (B, K, N)."""
+    """Each source is a learned gain times the mixture: (B, C, N) -> (B, K, C, N)."""
 
+    @capture_init
     def __init__(self, n_src: int = 2, init: float = 0.5):
         super().__init__()
-        self.init_kwargs = {"n_src": n_src, "init": init}
-        self.gain = nn.Parameter(torch.full((n_src, 1), init))
+        self.gain = nn.Parameter(torch.full((n_src, 1, 1), init))
 
     def forward(self, mix):
-        return self.gain * mix
+        return self.gain * mix[:, None]
 
 
 class GainFamily(Family):
@@ -71,7 +72,7 @@ def test_a_family_defined_in_a_test_trains_separates_and_evaluates(toy_family, t
                        "optim.lr=0.1"]) == 0
     trained = load_trained(run / "last.pt")
     assert isinstance(trained.model, Gains) and trained.config.model.kind == "toy_gain"
-    assert not torch.allclose(trained.model.gain, torch.full((2, 1), 0.25))  # it learned
+    assert not torch.allclose(trained.model.gain, torch.full((2, 1, 1), 0.25))  # it learned
     assert not hasattr(trained.config, "sde") and trained.config.gains.init == 0.25
 
     out = tmp_path / "sep"

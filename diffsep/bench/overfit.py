@@ -47,7 +47,7 @@ def run(args) -> int:
                         mode=d.mode, mixture=d.mixture)[:1]
     item = SeparationDataset(items, d.sample_rate, segment=segment, random_crop=False)[0]
     batch = {"mix": item["mix"][None].expand(args.copies, -1, -1),
-             "sources": item["sources"][None].expand(args.copies, -1, -1)}
+             "sources": item["sources"][None].expand(args.copies, -1, -1, -1)}
     tr = Trainer(cfg, datasets=(_Sized(args.copies), None))  # the real training step, no data files
     trained = Trained(cfg, tr.model)  # the raw weights: the EMA lags far behind in a short run
     columns = {tr.family.info().get("sampler", {}).get("kind", "model"): make_separator(trained)}

@@ -76,9 +76,9 @@ def _rss_mb() -> float:
 
 def run(args) -> int:
     ctx = mp.get_context("spawn")
-    random = f"random {args.kind}" + (f" nf={args.nf}" if args.kind == "diffsep" else " (paper size)")
-    if args.model is None and args.kind == "demucs":
-        random += ", 4 stereo stems, 44.1 kHz"
+    from ..inference.loading import RANDOM_PRESETS
+
+    random = f"random {RANDOM_PRESETS[args.kind](args.nf)}"
     print(f"separate bench: model={args.model or random} sampler={args.sampler or 'model'} "
           f"steps={args.steps or 'model'} chunk={args.chunk_seconds:g}s overlap={args.overlap_seconds:g}s "
           f"batch={args.batch_size} device={args.device}")

@@ -31,19 +31,18 @@ def run(args) -> int:
     N = int(d.segment_seconds * d.sample_rate)
     g = torch.Generator().manual_seed(0)
 
-    C = cfg.model.audio_channels
-    shape = (t.batch_size, cfg.model.n_src, N) if C == 1 else (t.batch_size, cfg.model.n_src, C, N)
+    shape = (t.batch_size, cfg.model.n_src, cfg.model.audio_channels, N)  # (B, K, C, N)
 
     def batch():
         s = torch.randn(shape, generator=g)
-        return {"mix": s.sum(1, keepdim=C == 1), "sources": s}
+        return {"mix": s.sum(1), "sources": s}
 
     tr = Trainer(cfg, datasets=(_Sized(64 * t.batch_size), None))  # no data files needed
     device = tr.device
     name = f"nf={cfg.model.nf}" if hasattr(cfg.model, "nf") else cfg.model.kind
     print(f"train bench: model {name} params={sum(p.numel() for p in tr.model.parameters()):,} "
           f"batch {t.batch_size} x accumulate {t.accumulate}, {d.segment_seconds:g} s at "
-          f"{d.sample_rate} Hz x {C} channel(s), amp={t.amp}, device={device}, threads={torch.get_num_threads()}")
+          f"{d.sample_rate} Hz x {cfg.model.audio_channels} channel(s), amp={t.amp}, device={device}, threads={torch.get_num_threads()}")
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times = []

@@ -1,7 +1,8 @@
 """diffsep evaluate: score separations, in one of two modes.
 
 (a) a model on a dataset split:
-    diffsep evaluate --model MODEL --data-root ROOT [--dataset wsj0_mix] [--split tt] --out OUT
+    diffsep evaluate --model MODEL --data-root ROOT [--dataset KIND] [--split SPLIT] --out OUT
+    (dataset kind, its options and the test split default to the model's own data settings)
 (b) a folder of estimates against a folder of references (any separator), wsj0-mix layout:
     diffsep evaluate --est-dir E --ref-dir R [--mix-dir M] --out OUT
 
@@ -37,10 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     a = p.add_argument_group("(a) a model on a dataset split")
     a.add_argument("--model", help="checkpoint path or hf://owner/repo[/file]")
     a.add_argument("--data-root", type=Path, help="dataset root")
-    a.add_argument("--dataset", default="wsj0_mix", choices=KINDS)
-    a.add_argument("--split", default="tt", help="split (tt, test, cv, ...)")
-    a.add_argument("--data-mode", default="min", help="wsj0-mix / LibriMix: min | max")
-    a.add_argument("--mixture", default="mix_clean", help="LibriMix: mix_clean | mix_both")
+    a.add_argument("--dataset", choices=KINDS, help="layout (default: the model's data.kind)")
+    a.add_argument("--split", help="split (default: the model's data.test_split)")
+    a.add_argument("--data-mode", help="wsj0-mix / LibriMix: min | max (default: the model's)")
+    a.add_argument("--mixture", help="LibriMix: mix_clean | mix_both (default: the model's)")
     a.add_argument("--data-rate", type=int, help="dataset sample rate (default: the model's)")
     add_model_args(a)
     p.add_argument("--metrics", type=lambda s: tuple(m.strip() for m in s.split(",") if m.strip()),
@@ -61,10 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args, report) -> tuple:
     """(scores, info) of the chosen mode. Raises the library's errors."""
-    from ..data.layouts import LayoutError, build_items
+    from ..data.layouts import LayoutError
     from ..evaluation.figures import write_example
     from ..evaluation.folders import folder_examples
-    from ..evaluation.scoring import Scoring, score_estimates, score_separator
+    from ..evaluation.scoring import Scoring, dataset_items, score_estimates, score_separator
 
     def example(i, name, *signals):
         if i < args.save_examples:
@@ -84,10 +85,9 @@ def run(args, report) -> tuple:
     if args.data_root is None:
         raise LayoutError("mode (a) needs --data-root")
     separator = load_separator(args)
-    items = build_items(args.dataset, args.data_root, args.split, n_src=separator.n_src,
-                        sample_rate=args.data_rate or separator.sample_rate, mode=args.data_mode,
-                        mixture=args.mixture, **({"stems": separator.stems} if separator.stems else {}))
-    info = {"mode": "model", "model": args.model, "dataset": args.dataset, "split": args.split}
+    items, info = dataset_items(separator, args.data_root, kind=args.dataset, split=args.split,
+                                mode=args.data_mode, mixture=args.mixture, sample_rate=args.data_rate)
+    info = {"mode": "model", "model": args.model, **info}
     return score_separator(separator, items[:args.limit], separation=chunking(args), seed=args.seed,
                            **scoring, **options), info
 

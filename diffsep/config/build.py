@@ -34,21 +34,23 @@ def item_options(cfg: Config) -> dict:
 def build_datasets(cfg: Config):
     """(training set with random crops, validation set cropped at the start)."""
     from ..data import SeparationDataset, build_items
+    from ..data.layouts import LAYOUTS
 
     d = cfg.data
     if not d.root:
         raise ConfigError("data.root is not set: give the dataset's root folder, e.g. data.root=PATH")
+    layout = LAYOUTS[d.kind]
     kw = item_options(cfg)
     seg = int(d.segment_seconds * d.sample_rate) if d.segment_seconds > 0 else None
     music_options = d.remix or d.shift_seconds or d.channel_swap or d.sign_flip or d.gain_range
-    if music_options and d.kind != "musdb":
+    if music_options and not layout.tracks:
         raise ConfigError("data.remix, shift_seconds, channel_swap, sign_flip and gain_range are "
-                          "augmentations of the musdb layout")
+                          f"augmentations of music tracks (musdb layout), not of {d.kind}")
     if (d.speed_perturb or d.eq_db or d.dm_speaker_weights) and not d.dynamic_mixing:
         raise ConfigError("data.speed_perturb, eq_db and dm_speaker_weights are augmentations of "
                           "dynamic mixing: set data.dynamic_mixing=true")
     items = build_items(d.kind, d.root, d.train_split, **kw)
-    if d.kind == "musdb":
+    if layout.tracks:
         from ..data.music import MusicTrainSet
 
         if seg is None:
@@ -59,9 +61,9 @@ def build_datasets(cfg: Config):
     elif d.dynamic_mixing:
         from ..data.dynamic import DynamicMixDataset
 
-        if d.kind == "vbdemand" or seg is None:
-            raise ConfigError("data.dynamic_mixing needs a separation layout (not vbdemand) and "
-                              "data.segment_seconds > 0")
+        if not layout.dynamic_mixing or seg is None:
+            raise ConfigError(f"data.dynamic_mixing needs a layout of separation mixtures (not {d.kind}) "
+                              "and data.segment_seconds > 0")
         if any(f <= 0 for f in d.speed_perturb):
             raise ConfigError(f"data.speed_perturb factors must be > 0, got {d.speed_perturb}")
         train = DynamicMixDataset(items, d.kind, cfg.model.n_src, d.sample_rate, seg, seed=cfg.train.seed,

@@ -28,7 +28,7 @@ class DataConfig:
     mode: str = field(default="min", metadata={"choices": ("min", "max")})  # wsj0-mix / LibriMix: min | max
     train_split: str = "tr"  # split used for training (tr | train-100 | train-360 | train ...)
     valid_split: str = "cv"  # split used for validation
-    test_split: str = "tt"  # split used for testing
+    test_split: str = ""  # the split evaluate scores a model on when --split is not given ("": the layout's test split: tt, test ...)
     mixture: str = "mix_clean"  # LibriMix: mix_clean | mix_both
     stems: list[str] = field(default_factory=lambda: ["drums", "bass", "other", "vocals"])  # musdb: stem files, in the model's source order
     valid_tracks: list[str] = field(default_factory=list)  # musdb: training tracks held out as the valid split (empty: MUSDB18's list)

@@ -4,16 +4,16 @@ Remove each channel's mean and divide by the centred mixture's standard deviatio
 (one scale per item, clamped at eps, so that level differences between channels are kept); a
 channel's mean is shared out as mean / K to the K sources so that they still sum to the mixture.
 
-Shapes: mix (B, C, N); sources (B, K, N) when C = 1 (speech) or (B, K, C, N).
+Shapes: mix (B, C, N); sources and estimates (B, K, C, N) (speech: C = 1).
 """
 from __future__ import annotations
 
 from torch import Tensor
 
 
-def _per_source(x: Tensor, ndim: int) -> Tensor:
-    """A per-item (B, C, 1) or (B, 1, 1) statistic broadcast against (B, K, N) or (B, K, C, N)."""
-    return x if ndim == 3 else x.unsqueeze(1)
+def _per_source(x: Tensor) -> Tensor:
+    """A per-item (B, C, 1) or (B, 1, 1) statistic broadcast against (B, K, C, N)."""
+    return x.unsqueeze(1)
 
 
 def normalize(mix: Tensor, sources: Tensor | None = None, eps: float = 1e-5):
@@ -23,12 +23,14 @@ def normalize(mix: Tensor, sources: Tensor | None = None, eps: float = 1e-5):
     std = mix.flatten(1).std(dim=-1).clamp_min(eps)[:, None, None]
     mix = mix / std
     if sources is not None:
-        K, d = sources.shape[1], sources.dim()
-        sources = (sources - _per_source(mean, d) / K) / _per_source(std, d)
+        if sources.dim() != 4:
+            raise ValueError(f"sources must be (B, K, C, N), got {tuple(sources.shape)}")
+        sources = (sources - _per_source(mean) / sources.shape[1]) / _per_source(std)
     return mix, sources, mean, std
 
 
 def denormalize(est: Tensor, mean: Tensor, std: Tensor) -> Tensor:
-    """Inverse of :func:`normalize` for estimates (B, K, N) or (B, K, C, N)."""
-    d = est.dim()
-    return est * _per_source(std, d) + _per_source(mean, d) / est.shape[1]
+    """Inverse of :func:`normalize` for estimates (B, K, C, N)."""
+    if est.dim() != 4:
+        raise ValueError(f"estimates must be (B, K, C, N), got {tuple(est.shape)}")
+    return est * _per_source(std) + _per_source(mean) / est.shape[1]

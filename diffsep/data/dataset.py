@@ -23,7 +23,7 @@ class Item:
 
 
 class SeparationDataset(torch.utils.data.Dataset):
-    """Items -> {"mix": (C, N), "sources": (K, N) if C = 1 else (K, C, N), "length": N, "name": str}
+    """Items -> {"mix": (C, N), "sources": (K, C, N), "length": N, "name": str}
     float32 tensors (C = ``channels``: 1 for speech, 2 for stereo music).
 
     Args:
@@ -77,8 +77,6 @@ class SeparationDataset(torch.utils.data.Dataset):
                 rng = np.random.default_rng((self.seed, self.epoch, i))
                 start = int(rng.integers(0, n - self.segment + 1))
         mix, sources = read_item(it, self.sample_rate, self.channels, start, frames)
-        if self.channels == 1:
-            sources = sources[:, 0]
         mix, sources = torch.from_numpy(mix), torch.from_numpy(sources)
         if self.pad_to_segment and self.segment is not None and frames < self.segment:
             mix = torch.nn.functional.pad(mix, (0, self.segment - frames))
@@ -87,7 +85,7 @@ class SeparationDataset(torch.utils.data.Dataset):
 
 
 def collate(batch: list[dict]) -> dict:
-    """Zero-pad to the longest item. -> {"mix": (B, C, N), "sources": (B, K, N) or (B, K, C, N),
+    """Zero-pad to the longest item. -> {"mix": (B, C, N), "sources": (B, K, C, N),
     "lengths": (B,) long, "names": list[str]}."""
     N = max(b["length"] for b in batch)
     pad = lambda x: torch.nn.functional.pad(x, (0, N - x.shape[-1]))  # noqa: E731

@@ -45,7 +45,7 @@ class Utterance:
 
 
 class DynamicMixDataset(torch.utils.data.Dataset):
-    """Items -> {"mix": (1, segment), "sources": (K, segment), "length", "name"} like
+    """Items -> {"mix": (1, segment), "sources": (K, 1, segment), "length", "name"} like
     :class:`~diffsep.data.dataset.SeparationDataset`, each a fresh mixture.
 
     Args:
@@ -106,8 +106,8 @@ class DynamicMixDataset(torch.utils.data.Dataset):
             speed = float(rng.choice(self.speeds)) if self.speeds else 1.0
             gain_db = rng.uniform(-self.level_db / 2, self.level_db / 2)
             sources.append(self._source(utt, speed, rng, eq_rng) * 10 ** (gain_db / 20))
-        sources = torch.from_numpy(np.stack(sources))
-        return {"mix": sources.sum(0, keepdim=True), "sources": sources, "length": self.segment,
+        sources = torch.from_numpy(np.stack(sources))[:, None]  # (K, 1, N)
+        return {"mix": sources.sum(0), "sources": sources, "length": self.segment,
                 "name": f"dm-{self.epoch}-{i}"}
 
     def _source(self, utt: Utterance, speed: float, rng, eq_rng) -> np.ndarray:

@@ -164,6 +164,8 @@ class Layout:
     options: ClassVar[tuple[str, ...]] = ()  # the data.* keys it reads besides root, splits, rate
     splits: ClassVar[dict[str, str]] = {"train": "tr", "valid": "cv", "test": "tt"}  # default split names
     named_sources: ClassVar[bool] = False  # sources have names (music stems), kept in that order
+    tracks: ClassVar[bool] = False  # music tracks: training draws segments with the track augmentations (data/music.py)
+    dynamic_mixing: ClassVar[bool] = True  # sources are speakers that dynamic mixing can recombine
 
     def __init__(self, n_src: int = 2, sample_rate: int = 8000, **options):
         self.n_src, self.sample_rate = n_src, sample_rate
@@ -216,6 +218,7 @@ class VBDemand(Layout):
     """Enhancement: sources [speech, noise], the noise derived from the mixture."""
     kind = "vbdemand"
     splits = {"train": "train", "valid": "test", "test": "test"}
+    dynamic_mixing = False
 
     def items(self, root, split):
         if self.n_src != 2:
@@ -233,7 +236,8 @@ class Folder(Layout):
 class Musdb(Layout):
     kind, options = "musdb", ("stems", "valid_tracks")
     splits = {"train": "train", "valid": "valid", "test": "test"}
-    named_sources = True
+    named_sources = tracks = True
+    dynamic_mixing = False
 
     def items(self, root, split):
         stems = tuple(self.opts.get("stems") or MUSDB_STEMS)

@@ -24,8 +24,8 @@ from .reading import clip_info, read_clip
 
 
 class MusicTrainSet(torch.utils.data.Dataset):
-    """Items (track folders) -> {"mix": (C, segment), "sources": (K, C, segment) ((K, segment) for
-    C = 1), "length", "name"}."""
+    """Items (track folders) -> {"mix": (C, segment), "sources": (K, C, segment), "length",
+    "name"}."""
 
     def __init__(self, items: list[Item], sample_rate: int, segment: int, channels: int = 2, seed: int = 0,
                  remix: bool = False, shift_seconds: float = 0.0, channel_swap: bool = False,
@@ -66,8 +66,6 @@ class MusicTrainSet(torch.utils.data.Dataset):
             stems.append(self._augment(self._read(self.items[j].sources[k], start, self.frames[j]), rng))
         sources = torch.from_numpy(np.stack(stems))
         mix = sources.sum(0)
-        if self.channels == 1:
-            sources = sources[:, 0]
         return {"mix": mix, "sources": sources, "length": self.segment, "name": f"music-{self.epoch}-{i}"}
 
     def _offset(self, j: int, rng) -> int:

@@ -299,3 +299,21 @@ def _separated(separator, item, crop: int | None, seed: int, separation: dict | 
     extra = {"runtime_s": runtime, "duration_s": duration, "rtf": runtime / duration,
              "nfe": getattr(separator, "nfe", 1)}
     return est.reshape(refs.shape), refs, mix, rate, extra
+
+
+def dataset_items(separator, root, *, kind=None, split=None, mode=None, mixture=None, sample_rate=None):
+    """The items a model is scored on and what they are: the layout, its options and the test
+    split are the model's own data settings (``separator.dataset``) unless given, so a model
+    trained on musdb is scored as music without naming the layout. -> (items, {dataset, split})."""
+    from ..data.layouts import LAYOUTS, build_items
+
+    given = {"kind": kind, "test_split": split, "mode": mode, "mixture": mixture}
+    d = {**{"kind": "wsj0_mix"}, **separator.dataset, **{k: v for k, v in given.items() if v is not None}}
+    if d["kind"] not in LAYOUTS:
+        raise ValueError(f"unknown data.kind {d['kind']!r}; valid: {', '.join(LAYOUTS)}")
+    split = d.get("test_split") or LAYOUTS[d["kind"]].splits["test"]
+    options = {k: d[k] for k in ("mode", "mixture", "valid_tracks") if d.get(k)}
+    stems = separator.stems or d.get("stems")
+    items = build_items(d["kind"], root, split, n_src=separator.n_src, sample_rate=sample_rate or separator.sample_rate,
+                        **options, **({"stems": stems} if stems else {}))
+    return items, {"dataset": d["kind"], "split": split}

@@ -7,15 +7,14 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
-from ..nets.ncsnpp import rename_reference_keys
-from .score_matching import LossDraws, draw, score_matching_loss
-from ..samplers import nfe, sample
-from ..nets.spectral_unet import SpectralUNet
 from ..core.sde import DiffSepSDE
-from ..samplers import SamplerSettings
+from ..nets.ncsnpp import rename_reference_keys
+from ..nets.spectral_unet import SpectralUNet
+from ..samplers import SamplerSettings, nfe, sample
 from .diffsep_settings import DiffSepLossSettings, DiffSepModelSettings, SDESettings
 from .family import Family
 from .preconditioning import Preconditioned, resolve_head
+from .score_matching import LossDraws, draw, score_matching_loss
 
 
 def fold_channels(x: Tensor) -> Tensor:
@@ -26,7 +25,7 @@ def fold_channels(x: Tensor) -> Tensor:
 
 @dataclass
 class ChannelDraws:
-    """Loss draws of multichannel items: ``draws`` for the B·C channel items, sliced by item."""
+    """Loss draws of a batch of (B, K, C, N) items: ``draws`` for the B·C channel items, sliced by item."""
     draws: LossDraws
     channels: int
 
@@ -68,34 +67,27 @@ class DiffSepFamily(Family):
         head = resolve_head(self.cfg.model.head, self.cfg.model.output_scale)
         return Preconditioned(SpectralUNet(**kwargs), head, self.sde)
 
-    def draw(self, shape, generator) -> LossDraws | ChannelDraws:
-        """Draws for sources (B, K, N); for (B, K, C, N), draws of the B·C channel items."""
+    def draw(self, shape, generator) -> ChannelDraws:
+        """Draws for sources of ``shape`` (B, K, C, N): those of the B·C channel items."""
         c = self.cfg.loss
-        if len(shape) == 4:
-            B, K, C, N = shape
-            return ChannelDraws(draw(self.sde, (B * C, K, N), t_eps=c.t_eps, p_T=c.p_T,
-                                     fixed_order=c.fixed_order, generator=generator), C)
-        return draw(self.sde, shape, t_eps=c.t_eps, p_T=c.p_T, fixed_order=c.fixed_order,
-                    generator=generator)
+        B, K, C, N = shape
+        return ChannelDraws(draw(self.sde, (B * C, K, N), t_eps=c.t_eps, p_T=c.p_T, fixed_order=c.fixed_order,
+                                 generator=generator), C)
 
-    def loss(self, net: nn.Module, mix: Tensor, sources: Tensor, draws) -> Tensor:
-        """Per-item loss (B,); the channels of a multichannel item are separate items of the
-        diffusion, and its loss is their mean."""
-        if sources.dim() == 4:
-            B, C = mix.shape[:2]
-            per_channel = score_matching_loss(net, self.sde, fold_channels(sources), mix.reshape(B * C, 1, -1),
-                                              draws=draws.draws)
-            return per_channel.view(B, C).mean(1)
-        return score_matching_loss(net, self.sde, sources, mix, draws=draws)
+    def loss(self, net: nn.Module, mix: Tensor, sources: Tensor, draws: ChannelDraws) -> Tensor:
+        """mix (B, C, N), sources (B, K, C, N) -> per-item loss (B,). The channels of an item are
+        separate items of the diffusion (B·C of them, (B·C, K, N)); its loss is their mean."""
+        B, C = mix.shape[:2]
+        per_channel = score_matching_loss(net, self.sde, fold_channels(sources), mix.reshape(B * C, 1, -1),
+                                          draws=draws.draws)
+        return per_channel.view(B, C).mean(1)
 
     def estimate(self, model: nn.Module, mix: Tensor, generator: torch.Generator | None = None,
                  init: Tensor | None = None) -> Tensor:
-        """mix (B, 1, N) -> (B, K, N); mix (B, C, N) -> (B, K, C, N), each channel separated on
-        its own. ``init``: a warm-start estimate of the same shape, used when the sampler's
-        init is "model"."""
+        """mix (B, C, N) -> (B, K, C, N), each channel separated on its own by the sampler (as
+        (B·C, K, N) diffusion items). ``init``: a warm-start estimate (B, K, C, N), used when the
+        sampler's init is "model"."""
         B, C = mix.shape[:2]
-        if C == 1:
-            return sample(model, self.sde, mix, self.sampler, generator=generator, init=init)
         est = sample(model, self.sde, mix.reshape(B * C, 1, -1), self.sampler, generator=generator,
                      init=None if init is None else fold_channels(init))
         return est.view(B, C, *est.shape[1:]).transpose(1, 2)

@@ -71,8 +71,8 @@ class ConvTasNetFamily(Family):
         return ConvTasNet(n_src=m.n_src, audio_channels=m.audio_channels, **asdict(self.cfg.convtasnet))
 
     def loss(self, net: nn.Module, mix: Tensor, sources: Tensor, draws=None) -> Tensor:
-        """mix (B, C, N), sources (B, K, N) or (B, K, C, N) -> (B,); a multichannel source is
-        scored as one signal."""
+        """mix (B, C, N), sources (B, K, C, N) -> (B,); a multichannel source is scored as one
+        signal."""
         est = net(mix).float()
         if self.cfg.loss.waveform == "l1":
             return l1_loss(est, sources)
@@ -107,13 +107,12 @@ class DemucsFamily(Family):
         return Demucs(n_src=m.n_src, audio_channels=m.audio_channels, **asdict(self.cfg.demucs))
 
     def loss(self, net: nn.Module, mix: Tensor, sources: Tensor, draws=None) -> Tensor:
-        """mix (B, C, N), sources (B, K, N) or (B, K, C, N) -> mean absolute error per item (B,)."""
+        """mix (B, C, N), sources (B, K, C, N) -> mean absolute error per item (B,)."""
         return l1_loss(net(mix).float(), sources)
 
     def estimate(self, model: nn.Module, mix: Tensor, generator=None, init=None) -> Tensor:
-        """mix (B, C, N) -> (B, K, C, N); (B, K, N) for mono, as every speech model."""
-        est = model(mix)
-        return est[:, :, 0] if est.shape[2] == 1 else est
+        """mix (B, C, N) -> (B, K, C, N)."""
+        return model(mix)
 
     @staticmethod
     def config_of(model: Demucs) -> dict:

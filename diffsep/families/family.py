@@ -78,17 +78,17 @@ class Family:
         raise NotImplementedError
 
     def draw(self, shape: tuple[int, int, int], generator: torch.Generator) -> Any | None:
-        """Random draws for a batch of sources of ``shape`` (B, K, N); None if the loss has none.
+        """Random draws for a batch of sources of ``shape`` (B, K, C, N); None if the loss has none.
         The result has ``slice(start, stop)`` and ``to(device)``."""
         return None
 
     def loss(self, net: nn.Module, mix: Tensor, sources: Tensor, draws: Any | None) -> Tensor:
-        """mix (B, 1, N), sources (B, K, N), normalised -> per-item loss (B,)."""
+        """mix (B, C, N), sources (B, K, C, N), normalised -> per-item loss (B,)."""
         raise NotImplementedError
 
     def estimate(self, model: nn.Module, mix: Tensor, generator: torch.Generator | None = None,
                  init: Tensor | None = None) -> Tensor:
-        """Normalised mixtures (B, 1, N) -> source estimates (B, K, N). ``init``: another
+        """Normalised mixtures (B, C, N) -> source estimates (B, K, C, N). ``init``: another
         separator's estimate to start from (families with :attr:`warm_start` only)."""
         raise NotImplementedError
 

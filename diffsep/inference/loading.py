@@ -97,7 +97,15 @@ def make_separator(trained: Trained, *, device="cpu", sampler: dict | None = Non
                      device=torch.device(device), nfe=nfe, rescale=rescale,
                      generator=torch.Generator(device=device).manual_seed(seed),
                      fixed_order=cfg.loss.fixed_order, info=info,
-                     stems=named_sources(cfg))
+                     stems=named_sources(cfg), dataset=dataset_settings(cfg))
+
+
+def dataset_settings(config: Config) -> dict:
+    """The data settings a model was trained with that say how to score it: the layout, its
+    options and the test split (not where the data lay)."""
+    d = config.data
+    return {"kind": d.kind, "test_split": d.test_split, "mode": d.mode, "mixture": d.mixture,
+            "stems": list(d.stems), "valid_tracks": list(d.valid_tracks)}
 
 
 def named_sources(config: Config) -> tuple[str, ...]:
@@ -122,7 +130,7 @@ def with_sampler(config: Config, overrides: dict) -> Config:
 
 
 def _warm_started(family, model, first, first_model, mix, generator=None):
-    """DiffSep refining a discriminative estimate. mix (B, 1, N) normalised -> (B, K, N)."""
+    """DiffSep refining a discriminative estimate. mix (B, C, N) normalised -> (B, K, C, N)."""
     return family.estimate(model, mix, generator, init=first.estimate(first_model, mix, generator))
 
 
@@ -183,16 +191,17 @@ def chunk_samples(chunk_seconds: float, overlap_seconds: float, sample_rate: int
 def separate_signal(separator, mix: np.ndarray, rate: int, *, chunk_seconds: float = 10.0,
                     overlap_seconds: float = 1.0, batch_size: int = 1,
                     out_rate: int | None = None) -> np.ndarray:
-    """Separate one signal given at ``rate``: resample to the model's rate, separate in chunks,
-    resample to ``out_rate`` (default: ``rate``). mix (N,) -> (K, N') or mix (C, N) ->
-    (K, C, N') float32, with N' = round(N · out_rate / rate)."""
+    """Separate one signal given at ``rate`` (numpy in, numpy out: the edge where mono signals
+    lose their channel axis): resample to the model's rate, separate in chunks, resample to
+    ``out_rate`` (default: ``rate``). mix (N,) -> (K, N') or mix (C, N) -> (K, C, N') float32,
+    with N' = round(N · out_rate / rate)."""
     from ..storage.audio import resample
 
     model_rate, out_rate = separator.sample_rate, out_rate or rate
     x = resample(np.atleast_2d(mix), rate, model_rate)
     chunk, overlap = chunk_samples(chunk_seconds, overlap_seconds, model_rate)
     est, = separate(separator, [torch.from_numpy(x)], chunk=chunk, overlap=overlap, batch_size=batch_size)
-    est = est.numpy()
+    est = est.numpy()  # (K, C, n)
     n_out = int(round(mix.shape[-1] * out_rate / rate))
-    return resample(est.reshape(-1, est.shape[-1]), model_rate, out_rate, length=n_out).reshape(
-        *est.shape[:-1], n_out)
+    est = resample(est.reshape(-1, est.shape[-1]), model_rate, out_rate, length=n_out).reshape(*est.shape[:-1], n_out)
+    return est[:, 0] if np.ndim(mix) == 1 else est

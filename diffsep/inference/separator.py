@@ -1,8 +1,7 @@
 """Separation of whole recordings: normalise, sample, rescale, and for long inputs overlapping
 chunks whose source order is aligned to the previous chunk, joined by windowed overlap-add.
 
-A *separator* is any callable ``mix (B, C, n) -> estimates (B, K, n)`` (C = 1) or (B, K, C, n)
-on raw-scale audio with attributes ``n_src`` and ``sample_rate`` (and ``fixed_order``):
+A *separator* is any callable ``mix (B, C, n) -> estimates (B, K, C, n)`` on raw-scale audio with attributes ``n_src`` and ``sample_rate`` (and ``fixed_order``):
 :class:`Separator` wraps any model family's estimate (:mod:`diffsep.inference` builds one from a
 checkpoint); test oracles fit the same slot.
 :func:`separate` does the chunking, so every separator handles inputs of any length with flat
@@ -23,8 +22,8 @@ RESCALE = ("denormalize", "mix_projection", "mix_consistency")
 
 
 def rescale(est: Tensor, mix: Tensor, how: str = "denormalize") -> Tensor:
-    """Final scaling of raw-scale estimates (B, K, n) against their mixture (B, 1, n), or of
-    (B, K, C, n) against (B, C, n), channel by channel.
+    """Final scaling of raw-scale estimates (B, K, C, n) against their mixture (B, C, n), channel
+    by channel.
 
     ``denormalize``: leave them as they are (normalisation already undone);
     ``mix_projection``: scale each estimate by the least-squares gain <mix, ŝ_k> / ||ŝ_k||²
@@ -33,8 +32,7 @@ def rescale(est: Tensor, mix: Tensor, how: str = "denormalize") -> Tensor:
     """
     if how == "denormalize":
         return est
-    if est.dim() == 4:
-        mix = mix[:, None]
+    mix = mix[:, None]
     if how == "mix_projection":
         gain = (mix * est).sum(-1, keepdim=True) / (est.square().sum(-1, keepdim=True) + 1e-10)
         return gain * est
@@ -45,10 +43,10 @@ def rescale(est: Tensor, mix: Tensor, how: str = "denormalize") -> Tensor:
 
 @dataclass
 class Separator:
-    """A trained network as a separator of raw-scale audio: mix (B, 1, n) -> (B, K, n).
+    """A trained network as a separator of raw-scale audio: mix (B, C, n) -> (B, K, C, n).
 
     Each item is normalised (mean removed, divided by its std), passed to ``estimate`` (normalised
-    mixtures (B, 1, n) and ``generator`` -> estimates (B, K, n): a family's estimate bound to its
+    mixtures (B, C, n) and ``generator`` -> estimates (B, K, C, n): a family's estimate bound to its
     network, a sampler with an oracle score in tests ...), mapped back to the input's scale and
     rescaled (see :func:`rescale`). ``generator`` drives any sampling noise (seed it for
     repeatable outputs); ``nfe`` is the network evaluations per call, ``fixed_order`` whether the
@@ -65,6 +63,7 @@ class Separator:
     fixed_order: bool = False
     info: dict = field(default_factory=dict)
     stems: tuple[str, ...] = ()  # names of the sources in order (music stems), if they have names
+    dataset: dict = field(default_factory=dict)  # the model's data settings (data.kind, its options, test_split): what evaluate scores by default
 
     def __post_init__(self):
         if self.rescale not in RESCALE:
@@ -158,19 +157,20 @@ def separate(separator: Callable[[Tensor], Tensor], mixes: Sequence[Tensor], *,
     """Separate mixtures of any length.
 
     Args:
-        separator: mix (B, C, n) -> (B, K, n) or (B, K, C, n) (see the module docstring).
-        mixes: mixtures of one channel count C, each (N_i,) (C = 1) or (C, N_i), at the
-            separator's sample rate.
+        separator: mix (B, C, n) -> (B, K, C, n) (see the module docstring).
+        mixes: mixtures of one channel count C, each (C, N_i), at the separator's sample rate.
         chunk: chunk length in samples; 0 processes every input whole.
         overlap: samples shared by consecutive chunks; unless the separator has a
             ``fixed_order``, each chunk's sources are reordered to match the previous chunk on
             this overlap (least squared difference); then chunks are cross-faded.
         batch_size: chunks (or whole short inputs of equal length) per separator call.
 
-    Returns: one (K, N_i) (C = 1) or (K, C, N_i) CPU float32 tensor per input. Working memory is
+    Returns: one (K, C, N_i) CPU float32 tensor per input. Working memory is
     bounded by ``batch_size`` chunks whatever the input length; only the outputs grow with it.
     """
-    mixes = [(m[None] if m.dim() == 1 else m).float().cpu() for m in mixes]  # (C, N_i)
+    if any(m.dim() != 2 for m in mixes):
+        raise ValueError(f"mixtures must be (C, N), got {[tuple(m.shape) for m in mixes if m.dim() != 2][0]}")
+    mixes = [m.float().cpu() for m in mixes]
     channels = {m.shape[0] for m in mixes}
     if len(channels) > 1:
         raise ValueError(f"mixtures with different channel counts {sorted(channels)}")
@@ -179,7 +179,7 @@ def separate(separator: Callable[[Tensor], Tensor], mixes: Sequence[Tensor], *,
         raise ValueError("empty mixture")
     K, C = separator.n_src, channels.pop()
     align = not getattr(separator, "fixed_order", False)
-    out = [torch.zeros(K, C, n) if C > 1 else torch.zeros(K, n) for n in lengths]
+    out = [torch.zeros(K, C, n) for n in lengths]
     weight = [torch.zeros(n) for n in lengths]
     previous: dict[int, tuple[int, Tensor]] = {}
     for batch in _batches(_plan(lengths, chunk, overlap), batch_size):

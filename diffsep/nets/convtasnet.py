@@ -140,12 +140,10 @@ class ConvTasNet(nn.Module):
         return torch.relu(m)
 
     def forward(self, mix: Tensor) -> Tensor:
-        if mix.ndim == 2:
-            mix = mix[:, None]
+        """mix (B, C, T) -> sources (B, K, C, T)."""
         C = self.audio_channels
         if mix.ndim != 3 or mix.shape[1] != C:
-            raise ValueError(f"mix must be (B, {C}, T)" + (" or (B, T)" if C == 1 else "")
-                             + f", got {tuple(mix.shape)}")
+            raise ValueError(f"mix must be (B, {C}, T), got {tuple(mix.shape)}")
         T = mix.shape[-1]
         # pad so that the frames cover every sample: L/2 on the left, up to a whole hop on the right
         frames = -(-(T + self.stride) // self.stride)
@@ -154,5 +152,4 @@ class ConvTasNet(nn.Module):
         w = torch.relu(self.encoder(x))  # (B, N, F)
         masked = self.masks(w) * w[:, None]  # (B, K, N, F)
         out = self.decoder(masked.reshape(-1, self.N, w.shape[-1]))  # (B K, C, T')
-        shape = (mix.shape[0], self.n_src, -1) if C == 1 else (mix.shape[0], self.n_src, C, out.shape[-1])
-        return out.reshape(shape)[..., self.stride:self.stride + T]
+        return out.reshape(mix.shape[0], self.n_src, C, out.shape[-1])[..., self.stride:self.stride + T]
