@@ -17,11 +17,25 @@ SMALL = ["data.kind=folder", "data.train_split=tr", "data.valid_split=cv", "data
          "train.val_every=0", "train.val_batches=1", "train.val_sep_items=0", "train.log_every=1"]
 
 
-def train(*args, timeout=120):
-    """Run train.py; returns (exit code, stdout, stderr)."""
+def train_process(*args, timeout=120):
+    """Run train.py as a process (what hangs or dies shows); returns (exit code, stdout, stderr)."""
     p = subprocess.run([sys.executable, "train.py", str(ROOT / "configs" / "tiny.yaml"), *SMALL, *args],
                        cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     return p.returncode, p.stdout, p.stderr
+
+
+def train(*args, config="tiny.yaml", small=SMALL):
+    """Run the train command line in this process (what train.py runs, without the ~3 s of a new
+    interpreter and torch import); returns (exit code, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from diffsep.cli.train import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main([str(ROOT / "configs" / config), *small, *args])
+    return rc, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +51,9 @@ def test_a_truncated_file_stops_the_run_naming_it(tmp_path, workers):
     make_mix_tree(root / "cv", 1, n=2500, seed=1)
     bad = root / "tr" / "s1" / "item01.wav"
     bad.write_bytes(bad.read_bytes()[:3000])
-    rc, out, err = train(f"data.root={root}", f"data.num_workers={workers}", f"train.run_dir={tmp_path / 'run'}",
-                         "train.max_steps=50", timeout=60)  # it used to hang with workers
+    rc, out, err = train_process(f"data.root={root}", f"data.num_workers={workers}",
+                                 f"train.run_dir={tmp_path / 'run'}", "train.max_steps=50",
+                                 timeout=60)  # it used to hang with workers
     last = err.strip().splitlines()[-1]
     assert rc == 2 and last.startswith("error: ") and str(bad) in last and "truncated WAV" in last
     assert "Traceback" not in err
@@ -71,12 +86,11 @@ def test_run_directories_of_another_model_damaged_or_littered(data_root, tmp_pat
                          "train.keep_last=3")
     assert rc == 0, err
     # another size, then another family, in the same run directory: one sentence each
-    other_family = subprocess.run(
-        [sys.executable, "train.py", str(ROOT / "configs" / "convtasnet_tiny.yaml"), "data.kind=folder",
-         "data.train_split=tr", "data.valid_split=cv", "data.segment_seconds=0.25", f"data.root={data_root}",
-         f"train.run_dir={run}", "train.max_steps=3"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    other_family = train("data.kind=folder", "data.train_split=tr", "data.valid_split=cv", "data.segment_seconds=0.25",
+                         f"data.root={data_root}", f"train.run_dir={run}", "train.max_steps=3",
+                         config="convtasnet_tiny.yaml", small=[])
     rc, out, err = train(f"data.root={data_root}", f"train.run_dir={run}", "train.max_steps=3", "model.nf=16")
-    for rc, err in ((rc, err), (other_family.returncode, other_family.stderr)):
+    for rc, err in ((rc, err), other_family[::2]):
         assert rc == 2 and "written by a different model" in err and "Traceback" not in err, err[-500:]
         assert len(err) < 2000
     # a killed write left a temporary file, and last.pt is truncated: resume from step_2.pt
