@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from diffsep.bench import gpu_check as gc
+from diffsep.bench import gpu_report, gpu_steps
 from diffsep.cli.benchmarks import main as bench
 
 STEPS = ["cuda-tests", "score-fp32", "score-bf16", "score-bf16-channels-last", "train-fp32", "train-bf16",
@@ -92,8 +93,8 @@ def test_all_reduce_check_on_gloo(monkeypatch, capsys):
         port = s.getsockname()[1]
     for k, v in dict(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK="0", WORLD_SIZE="1", LOCAL_RANK="0").items():
         monkeypatch.setenv(k, v)
-    assert gc.all_reduce_check("gloo") == 0
-    assert gc.parse_all_reduce(capsys.readouterr().out)["world_size"] == 1
+    assert gpu_steps.all_reduce_check("gloo") == 0
+    assert gpu_report.parse_all_reduce(capsys.readouterr().out)["world_size"] == 1
     assert not torch.distributed.is_initialized()
 
 
@@ -113,19 +114,19 @@ def test_the_bench_outputs_are_read_back(capsys):
     from diffsep.bench import network_speed
 
     assert run_bench(network_speed, ["--device", "cpu", "--nf", "8", "--seconds", "0.25", "--repeat", "1"]) == 0
-    score = gc.parse_score(capsys.readouterr().out)
+    score = gpu_report.parse_score(capsys.readouterr().out)
     assert set(score) == {"params", "forward_s", "forward_peak_mib", "forward_backward_s", "forward_backward_peak_mib"}
     # the formats of the demo, the separation bench, pytest and torchrun's worker (as they print them)
     demo = ("model diffsep-small: SI-SDR 1.49 dB, SI-SDRi 1.35 dB (mean of 2 sources); 5.1 s of audio in 2.28 s "
             "(real-time factor 0.45, 3 network evaluations)")
-    assert gc.parse_demo(demo) == {"si_sdr": 1.49, "si_sdri": 1.35, "seconds": 2.28, "rtf": 0.45, "nfe": 3}
+    assert gpu_report.parse_demo(demo) == {"si_sdr": 1.49, "si_sdri": 1.35, "seconds": 2.28, "rtf": 0.45, "nfe": 3}
     sep = ("  length   NFE      time      RTF  base MiB  peak MiB peak-base\n"
            "     10s    60     1.23s    0.123      1234      2345      1111\n"
            "     60s   420     7.20s    0.120      1234      2400      1166\n")
-    assert gc.parse_separate(sep) == {"rtf_10s": 0.123, "peak_mib_10s": 2345, "nfe_10s": 60, "rtf_60s": 0.12,
+    assert gpu_report.parse_separate(sep) == {"rtf_10s": 0.123, "peak_mib_10s": 2345, "nfe_10s": 60, "rtf_60s": 0.12,
                                       "peak_mib_60s": 2400, "nfe_60s": 420, "rtf": 0.12}
-    assert gc.parse_pytest("....\n4 passed, 47 deselected in 3.21s\n") == {"passed": 4, "deselected": 47}
-    assert gc.parse_pytest("F.\n1 failed, 1 passed, 2 errors in 1s") == {"failed": 1, "passed": 1, "error": 2}
+    assert gpu_report.parse_pytest("....\n4 passed, 47 deselected in 3.21s\n") == {"passed": 4, "deselected": 47}
+    assert gpu_report.parse_pytest("F.\n1 failed, 1 passed, 2 errors in 1s") == {"failed": 1, "passed": 1, "error": 2}
 
 
 def test_the_channels_last_training_bench(monkeypatch, capsys):
@@ -133,10 +134,10 @@ def test_the_channels_last_training_bench(monkeypatch, capsys):
     from diffsep.training import trainer
 
     monkeypatch.setattr(trainer, "Trainer", trainer.Trainer)  # restored afterwards
-    gc.use_channels_last_trainer()
+    gpu_steps.use_channels_last_trainer()
     assert run_bench(training_speed, ["--config", str(gc.repo_root() / "configs/tiny.yaml"), "--steps", "1",
                                       "data.segment_seconds=0.25", "train.batch_size=1", "train.device=cpu"]) == 0
-    numbers = gc.parse_train_bench(capsys.readouterr().out)
+    numbers = gpu_report.parse_train_bench(capsys.readouterr().out)
     assert numbers["channels_last_weights"] > 0 and numbers["steps_per_s"] > 0 and numbers["peak_mib"] > 0
 
 
@@ -148,7 +149,7 @@ def test_the_cpu_dry_run_writes_a_report_with_every_step(tmp_path):
     assert bench(["gpu", "--out", str(out), "--dry-run", "--only", "torchrun-train"]) == 0
     data, md, steps = report(out)
     assert list(steps) == STEPS and data["dry_run"] is True and data["device"] == "cpu"
-    assert all(s["status"] in gc.STATUSES and f"| {n} | {s['status']} |" in md for n, s in steps.items())
+    assert all(s["status"] in gpu_report.STATUSES and f"| {n} | {s['status']} |" in md for n, s in steps.items())
     train = steps["torchrun-train"]
     assert train["status"] == "ok", train["tail"]
     assert train["numbers"]["steps"] == 3 and train["numbers"]["checkpoint"] is True

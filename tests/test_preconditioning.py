@@ -91,7 +91,7 @@ def test_samplers_run_unchanged_on_a_data_head(head):
         if head == "data":
             return s.expand_as(x)
         t = t.reshape(-1, 1, 1)
-        alpha, lam2 = torch.exp(-sde.gamma * t), sde.eigvals(t)[1]
+        lam2 = sde.eigvals(t)[1]
         z_null = (x - sde.mean(s, t)) / lam2.sqrt()  # P̄ z of x_t = μ_t(s) + L_t z
         return velocity(sde, s, z_null, t.flatten())
 

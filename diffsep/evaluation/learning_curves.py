@@ -9,10 +9,8 @@ training record of the same or the nearest earlier step.
 """
 from __future__ import annotations
 
-import argparse
 import bisect
 import json
-import sys
 from pathlib import Path
 
 

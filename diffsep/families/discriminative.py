@@ -55,9 +55,31 @@ class StemLossSettings(LossSettings):
     fixed_order: bool = True  # stems have names: always their order
 
 
-class ConvTasNetFamily(Family):
+class DiscriminativeFamily(Family):
+    """A network whose forward pass is the estimate: mix (B, C, N) -> (B, K, C, N). Its settings
+    are the section named :attr:`net_section` (plus the model's n_src and audio_channels)."""
+    net_section: str = ""
+
+    def build_model(self) -> nn.Module:
+        m = self.cfg.model
+        return self.model_class(n_src=m.n_src, audio_channels=m.audio_channels,
+                                **asdict(getattr(self.cfg, self.net_section)))
+
+    def estimate(self, model: nn.Module, mix: Tensor, generator=None, init=None) -> Tensor:
+        """mix (B, C, N) -> (B, K, C, N)."""
+        return model(mix)
+
+    @classmethod
+    def config_of(cls, model: nn.Module) -> dict:
+        kwargs = dict(model.init_kwargs)
+        model_section = {"kind": cls.kind, "n_src": kwargs.pop("n_src"), "audio_channels": kwargs.pop("audio_channels")}
+        return {"model": model_section, cls.net_section: kwargs}
+
+
+class ConvTasNetFamily(DiscriminativeFamily):
     kind = "convtasnet"
     model_class = ConvTasNet
+    net_section = "convtasnet"
     sections = {**Family.sections, "convtasnet": ConvTasNetSettings, "loss": WaveformLossSettings}
     config_sections = ("model", "convtasnet")
 
@@ -65,10 +87,6 @@ class ConvTasNetFamily(Family):
     def check(cls, cfg) -> None:
         if cfg.loss.waveform == "l1" and not cfg.loss.fixed_order:
             raise ValueError("loss.waveform l1 compares sources in their order: set loss.fixed_order=true")
-
-    def build_model(self) -> ConvTasNet:
-        m = self.cfg.model
-        return ConvTasNet(n_src=m.n_src, audio_channels=m.audio_channels, **asdict(self.cfg.convtasnet))
 
     def loss(self, net: nn.Module, mix: Tensor, sources: Tensor, draws=None) -> Tensor:
         """mix (B, C, N), sources (B, K, C, N) -> (B,); a multichannel source is scored as one
@@ -81,19 +99,11 @@ class ConvTasNetFamily(Family):
             return -si_sdr(est, sources).mean(-1)
         return pit_si_snr_loss(est, sources)
 
-    def estimate(self, model: nn.Module, mix: Tensor, generator=None, init=None) -> Tensor:
-        return model(mix)
 
-    @staticmethod
-    def config_of(model: ConvTasNet) -> dict:
-        kwargs = dict(model.init_kwargs)
-        model_section = {"kind": "convtasnet", "n_src": kwargs.pop("n_src"), "audio_channels": kwargs.pop("audio_channels")}
-        return {"model": model_section, "convtasnet": kwargs}
-
-
-class DemucsFamily(Family):
+class DemucsFamily(DiscriminativeFamily):
     kind = "demucs"
     model_class = Demucs
+    net_section = "demucs"
     sections = {**Family.sections, "demucs": DemucsSettings, "loss": StemLossSettings}
     config_sections = ("model", "demucs")
 
@@ -102,20 +112,6 @@ class DemucsFamily(Family):
         if not cfg.loss.fixed_order:
             raise ValueError("Demucs outputs its stems in a fixed order: set loss.fixed_order=true")
 
-    def build_model(self) -> Demucs:
-        m = self.cfg.model
-        return Demucs(n_src=m.n_src, audio_channels=m.audio_channels, **asdict(self.cfg.demucs))
-
     def loss(self, net: nn.Module, mix: Tensor, sources: Tensor, draws=None) -> Tensor:
         """mix (B, C, N), sources (B, K, C, N) -> mean absolute error per item (B,)."""
         return l1_loss(net(mix).float(), sources)
-
-    def estimate(self, model: nn.Module, mix: Tensor, generator=None, init=None) -> Tensor:
-        """mix (B, C, N) -> (B, K, C, N)."""
-        return model(mix)
-
-    @staticmethod
-    def config_of(model: Demucs) -> dict:
-        kwargs = dict(model.init_kwargs)
-        model_section = {"kind": "demucs", "n_src": kwargs.pop("n_src"), "audio_channels": kwargs.pop("audio_channels")}
-        return {"model": model_section, "demucs": kwargs}
