@@ -1,6 +1,6 @@
 """The dataset shared by every layout: a list of items (mixture file + source files), random
 crops at a common offset, length filtering and padding collate (normalisation:
-:mod:`diffsep.normalization`)."""
+:mod:`diffsep.core.normalization`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

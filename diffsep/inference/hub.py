@@ -1,5 +1,5 @@
 """Model locations: local checkpoint files, models bundled with the package (by name, see
-:mod:`diffsep.pretrained`), or ``hf://owner/repo[/path/in/repo]`` on the Hugging Face Hub
+:mod:`diffsep.inference.pretrained`), or ``hf://owner/repo[/path/in/repo]`` on the Hugging Face Hub
 (downloaded once into the huggingface_hub cache, then read from there, also offline)."""
 from __future__ import annotations
 

@@ -71,7 +71,7 @@ def make_separator(trained: Trained, *, device="cpu", sampler: dict | None = Non
                    rescale: str = "denormalize", seed: int = 0,
                    warm_start: Trained | None = None) -> Separator:
     """The separator of a trained network on ``device``; ``sampler`` overrides the sampler
-    settings stored with the model (fields of :class:`diffsep.sampler.SamplerSettings`).
+    settings stored with the model (fields of :class:`diffsep.samplers.SamplerSettings`).
 
     ``warm_start``: a discriminative model (Conv-TasNet) whose estimate the diffusion starts from
     (sampler init "model", from ``t_start``): the separator runs it, then refines its estimate."""

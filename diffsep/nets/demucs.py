@@ -19,7 +19,7 @@ At init every convolution's weight and bias are divided by sqrt(std(weight) / ``
 
 Deviations from the paper's code: no ×2 resampling of the input (an option there), no input
 normalisation inside the model (the toolkit normalises every mixture outside, see
-:mod:`diffsep.normalization`).
+:mod:`diffsep.core.normalization`).
 """
 from __future__ import annotations
 

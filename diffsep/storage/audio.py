@@ -109,7 +109,7 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif", "
 
 def write_audio_group(items: list[tuple[Path, np.ndarray]], sample_rate: int,
                       subtype: str | None = None) -> None:
-    """Write several files all or nothing (see :mod:`diffsep.atomic`): each (path, x (C, N) or
+    """Write several files all or nothing (see :mod:`diffsep.storage.atomic`): each (path, x (C, N) or
     (N,)). The default subtype is float WAV (no clipping), 24-bit FLAC or Vorbis, by extension."""
     import soundfile as sf
 

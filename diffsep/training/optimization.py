@@ -24,7 +24,7 @@ def build_ema(cfg: Config, model: nn.Module) -> AveragedModel:
 
 
 def build_scheduler(cfg: Config, opt: torch.optim.Optimizer):
-    """None (constant lr, no warm-up) or an :class:`~diffsep.lr_schedule.LRSchedule`."""
+    """None (constant lr, no warm-up) or an :class:`~diffsep.training.lr_schedule.LRSchedule`."""
     o = cfg.optim
     if o.lr_schedule not in SCHEDULES:
         raise ConfigError(f"unknown optim.lr_schedule {o.lr_schedule!r}; valid: {', '.join(SCHEDULES)}")

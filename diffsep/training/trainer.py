@@ -3,7 +3,8 @@ EMA, atomic self-describing checkpoints, exact resume, validation of the EMA wei
 (:mod:`diffsep.training.validation`), logs.
 
 Everything model-specific sits in the model family (:mod:`diffsep.families`); every object is
-built by :mod:`diffsep.build`; the checkpoint and RNG state by :mod:`diffsep.checkpoint`.
+built by :mod:`diffsep.config.build` and :mod:`diffsep.training.optimization`; the checkpoint and RNG state by
+:mod:`diffsep.training.training_state`.
 
 Exact resume: the model, EMA, optimizer, scaler, every RNG (torch, numpy, python, the loss
 generator) and the position in the epoch are in each checkpoint, data crops are a function of
