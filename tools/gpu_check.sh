@@ -2,7 +2,7 @@
 # tools/gpu_check.sh OUTDIR [options]: the GPU check in one go (python -m diffsep.bench gpu --out OUTDIR).
 #
 # On a lent GPU machine, from anywhere in the checkout:   tools/gpu_check.sh "$OUT"
-# The same plan on CPU with tiny sizes (what CI tests):    tools/gpu_check.sh /tmp/report --dry-run
+# The same plan on CPU with tiny sizes (what CI tests):    tools/gpu_check.sh out/gpu --dry-run
 # Options: --device cuda:N, --budget SECONDS (default 255), --only/--skip NAME,GLOB, --list.
 # Writes OUTDIR/gpu_report.md, gpu_report.json, gpu_check.log and demo.png (4 files). Packages the
 # machine lacks (soundfile, omegaconf, pytest ...) can be put on PYTHONPATH; steps that need a

@@ -24,7 +24,7 @@ from .common import add_model_args, check_model_args, chunking, error_line, load
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..data.layouts import KINDS
+    from ..data.layouts import LAYOUTS
     from ..evaluation.metrics import METRICS
 
     p = argparse.ArgumentParser(prog="diffsep evaluate", description=__doc__,
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     a = p.add_argument_group("(a) a model on a dataset split")
     a.add_argument("--model", help="checkpoint path or hf://owner/repo[/file]")
     a.add_argument("--data-root", type=Path, help="dataset root")
-    a.add_argument("--dataset", choices=KINDS, help="layout (default: the model's data.kind)")
+    a.add_argument("--dataset", choices=LAYOUTS, help="layout (default: the model's data.kind)")
     a.add_argument("--split", help="split (default: the model's data.test_split)")
     a.add_argument("--data-mode", help="wsj0-mix / LibriMix: min | max (default: the model's)")
     a.add_argument("--mixture", help="LibriMix: mix_clean | mix_both (default: the model's)")

@@ -251,7 +251,6 @@ class Musdb(Layout):
 
 # The one list of layouts (``data.kind``): a new layout is a class and one entry (register_layout).
 LAYOUTS: dict[str, type[Layout]] = {c.kind: c for c in (Wsj0Mix, LibriMix, VBDemand, Folder, Musdb)}
-KINDS = LAYOUTS  # the valid data.kind names (a live view: registered layouts count)
 
 
 def register_layout(layout: type[Layout]) -> type[Layout]:

@@ -60,12 +60,12 @@ class DiffSepFamily(Family):
         self.sampler = cfg.sampler
 
     def build_model(self) -> Preconditioned:
-        """The spectral U-Net with the model section's head (``output_scale``: its older name)."""
+        """The spectral U-Net with the model section's head (an older ``output_scale`` is read as
+        the head when the settings are made, and checked against it by :meth:`check`)."""
         kwargs = asdict(self.cfg.model)
         for key in ("kind", "audio_channels", "head", "output_scale"):
             kwargs.pop(key)
-        head = resolve_head(self.cfg.model.head, self.cfg.model.output_scale)
-        return Preconditioned(SpectralUNet(**kwargs), head, self.sde)
+        return Preconditioned(SpectralUNet(**kwargs), self.cfg.model.head, self.sde)
 
     def draw(self, shape, generator) -> ChannelDraws:
         """Draws for sources of ``shape`` (B, K, C, N): those of the B·C channel items."""
