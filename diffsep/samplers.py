@@ -13,20 +13,21 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from .core.sde import DiffSepSDE, ScoreFn
+from .core.sde import DiffSepSDE, ScoreFn, apply_eig
 
 
 @dataclass
 class SamplerSettings:
     """Every sampler option, one object for configs, checkpoints, command lines and benchmarks.
     Each sampler reads the fields it names in :data:`SAMPLERS`; the others are ignored."""
-    kind: str = field(default="pc", metadata={"choices": ("pc", "ode", "em"), "flag": "sampler", "help": "sampler: pc (predictor-corrector), ode (probability flow), em (Euler–Maruyama)"})
+    kind: str = field(default="pc", metadata={"choices": ("pc", "ode", "em", "ddim"), "flag": "sampler", "help": "sampler: pc (predictor-corrector), ode (probability flow), em (Euler–Maruyama), ddim (few-step data-prediction steps in the P / P̄ eigenbasis)"})
     steps: int = field(default=30, metadata={"min": 1, "help": "number of time steps N"})
     snr: float = field(default=0.5, metadata={"gt": 0, "help": "corrector step size r (pc)"})
     corrector_steps: int = field(default=1, metadata={"min": 0, "help": "Langevin corrector steps per time step (pc)"})
     t_eps: float = field(default=0.03, metadata={"gt": 0, "help": "last evaluation time"})
     reference_dt: bool = field(default=False, metadata={"help": "pc: the reference's step 1/N (to reproduce published numbers)"})
-    solver: str = field(default="heun", metadata={"choices": ("heun", "euler"), "help": "ODE solver (ode)"})
+    solver: str = field(default="heun", metadata={"choices": ("heun", "euler"), "help": "ODE solver (ode, ddim): heun (second order) or euler (first order)"})
+    eta: float = field(default=0.0, metadata={"range": (0, 1), "help": "ddim: share of fresh noise per step (0: deterministic)"})
     init: str = field(default="prior", metadata={"choices": ("prior", "model"), "help": "prior: start at T from mix / K + L_T z; model: from a warm-start estimate"})
     t_start: float = field(default=0.5, metadata={"gt": 0, "help": "warm start: the time the reverse process starts at, from μ_t(ŝ) + L_t z with steps × t_start / T steps"})
 
@@ -161,6 +162,99 @@ def em_sample(score_fn: ScoreFn, sde: DiffSepSDE, mix: Tensor, *, steps: int = 3
                      generator=generator, x_T=x_T, t_start=t_start)
 
 
+def denoised_mean(score_fn: ScoreFn, sde: DiffSepSDE, x: Tensor, t: Tensor, mix: Tensor) -> Tensor:
+    """μ_t(D) for the data estimate D ≈ E[s | x_t, mix]: by Tweedie, μ_t(D) = x_t + Σ_t q.
+    A model with a ``denoise(x, t, mix)`` method (:class:`~diffsep.families.preconditioning.Preconditioned`)
+    gives D directly (no Σ_t⁻¹ Σ_t round trip at small t). (B, K, N) -> (B, K, N)."""
+    denoise = getattr(score_fn, "denoise", None)
+    if denoise is not None:
+        return sde.mean(denoise(x, t, mix), t)
+    return x + sde.mult_Sigma(score_fn(x, t, mix), t)
+
+
+def _subspace_scales(sde: DiffSepSDE, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The P̄ mean scale a = e^{−γt} (the P one is 1) and the noise-to-signal ratios κ = √λ / a of
+    both subspaces at t (B,): (a_P̄, κ_P = √λ1, κ_P̄ = √λ2 e^{γt}), each (B,)."""
+    lam1, lam2 = sde.eigvals(t)
+    a_null = torch.exp(-sde.gamma * t)
+    return a_null, lam1.clamp_min(0).sqrt(), lam2.clamp_min(0).sqrt() / a_null
+
+
+def ddim_trajectory(score_fn: ScoreFn, sde: DiffSepSDE, mix: Tensor, x: Tensor, grid: Tensor, *,
+                    solver: str = "euler", eta: float = 0.0, generator: torch.Generator | None = None,
+                    callback=None) -> Tensor:
+    """Few-step sampling with data estimates in the P / P̄ eigenbasis, with gradients (the unrolled
+    fine-tuning differentiates through it; :func:`ddim_sample` is the no-grad sampler).
+
+    In each subspace the marginal is x = a (s + κ z) (P: a = 1, κ = √λ1; P̄: a = e^{−γt},
+    κ = √λ2 e^{γt}), so the probability-flow ODE reads dy/dκ = ε̂ with y = x / a and
+    ε̂ = (y − D) / κ = L_t⁻¹ (x − μ_t(D)). Euler in κ is the first-order step, exact for a point
+    mass (DESIGN.md §1, the DDIM analogue):
+        x_{t'} = μ_{t'}(D) + L_{t'} L_t⁻¹ (x_t − μ_t(D));
+    "heun" averages ε̂ at t and at the Euler point (the trapezoid rule in κ): one more evaluation
+    per step but the last, which ends at t = 0 where the step returns D.
+    ``eta`` > 0 (first order only) is DDIM's stochastic step: in each subspace, y_{t'} = D +
+    √(κ'² − ς²) ε̂ + ς z with ς = η κ' √(1 − κ'² / κ²), the posterior std of the forward process
+    in κ at η = 1 (ancestral sampling).
+
+    Args:
+        x: (B, K, N) the state at grid[0]; grid: (steps + 1,) decreasing times ending at 0.
+    Returns:
+        (B, K, N) the state at grid[-1] (the data estimate when the grid ends at 0).
+    """
+    if solver not in ("heun", "euler"):
+        raise ValueError(f"unknown ddim solver {solver!r}; valid: heun, euler")
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"ddim eta must be in [0, 1], got {eta}")
+    if eta > 0 and solver != "euler":
+        raise ValueError("ddim eta > 0 is the first-order stochastic step: set the solver to euler")
+    B = mix.shape[0]
+
+    def direction(x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        """(ε̂ = L_t⁻¹ (x − μ_t(D)), μ_t(D)), each (B, K, N)."""
+        mu = denoised_mean(score_fn, sde, x, t, mix)
+        return sde.mult_L_inv(x - mu, t), mu
+
+    for i in range(len(grid) - 1):
+        t, t_next = grid[i].expand(B), grid[i + 1].expand(B)
+        eps, mu = direction(x, t)
+        a, k_p, k_n = _subspace_scales(sde, t)
+        if float(grid[i + 1]) == 0.0:  # the last step returns D = P μ_t(D) + P̄ μ_t(D) / a
+            x = apply_eig(mu, torch.ones_like(t), 1.0 / a)
+        elif solver == "heun" or eta == 0:
+            a2, k_p2, k_n2 = _subspace_scales(sde, t_next)
+            # y' = y + (κ' − κ) ε̂: P part (a = 1) x' = x + (κ'_P − κ_P) ε̂, P̄ part x' = (a'/a)(x + a (κ'_P̄ − κ_P̄) ε̂)
+            step = lambda e: apply_eig(x + apply_eig(e, k_p2 - k_p, (k_n2 - k_n) * a), torch.ones_like(t), a2 / a)  # noqa: E731
+            x_next = step(eps)
+            if solver == "heun":
+                x_next = step(0.5 * (eps + direction(x_next, t_next)[0]))
+            x = x_next
+        else:
+            a2, k_p2, k_n2 = _subspace_scales(sde, t_next)
+            sd_p, sd_n = (eta * k2 * (1 - (k2 / k).square()).clamp_min(0).sqrt() for k, k2 in ((k_p, k_p2), (k_n, k_n2)))
+            z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            mu_next = apply_eig(mu, torch.ones_like(t), a2 / a)  # μ_{t'}(D)
+            keep_p, keep_n = ((k2.square() - sd.square()).clamp_min(0).sqrt() for k2, sd in ((k_p2, sd_p), (k_n2, sd_n)))
+            x = mu_next + apply_eig(eps, keep_p, a2 * keep_n) + apply_eig(z, sd_p, a2 * sd_n)
+        if callback is not None:
+            callback(i, grid[i + 1], x)
+    return x
+
+
+@torch.no_grad()
+def ddim_sample(score_fn: ScoreFn, sde: DiffSepSDE, mix: Tensor, *, steps: int = 5,
+                t_eps: float = 0.03, solver: str = "euler", eta: float = 0.0,
+                generator: torch.Generator | None = None, x_T: Tensor | None = None,
+                t_start: float | None = None, callback=None) -> Tensor:
+    """Few-step sampler with data estimates (see :func:`ddim_trajectory`) on the grid of
+    :func:`time_grid` (linspace(T, t_eps, steps), then 0): ``steps`` evaluations with "euler",
+    2 × steps − 1 with "heun"; one step returns D(x_T, T). Returns (B, K, N)."""
+    x = sde.prior_sample(mix, generator) if x_T is None else x_T
+    grid = time_grid(steps, sde.T if t_start is None else t_start, t_eps, device=mix.device, dtype=mix.dtype)
+    return ddim_trajectory(score_fn, sde, mix, x, grid, solver=solver, eta=eta, generator=generator,
+                           callback=callback)
+
+
 @dataclass(frozen=True)
 class Sampler:
     """A registry entry: the function (called with ``steps``, ``x_T``, ``t_start`` and the settings
@@ -176,6 +270,7 @@ SAMPLERS: dict[str, Sampler] = {
                   lambda s, n: n * (1 + s.corrector_steps)),
     "ode": Sampler(ode_sample, ("t_eps", "solver"), lambda s, n: 2 * n - 1 if s.solver == "heun" else n),
     "em": Sampler(em_sample, ("t_eps",), lambda s, n: n),
+    "ddim": Sampler(ddim_sample, ("t_eps", "solver", "eta"), lambda s, n: 2 * n - 1 if s.solver == "heun" else n),
 }
 
 

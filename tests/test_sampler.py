@@ -61,8 +61,9 @@ def test_em_sampler_and_nfe_counts():
     assert oracle.calls == nfe(kind="em", steps=30) == 30
     assert pit_si_sdr(est, s)[0].min() > 25
     assert nfe(kind="pc", steps=30, corrector_steps=2) == 90 and nfe(kind="ode", steps=10, solver="euler") == 10
-    with pytest.raises(ValueError, match="valid: pc, ode, em"):
-        nfe(kind="ddim", steps=3)
+    assert nfe(kind="ddim", steps=3, solver="euler") == 3 and nfe(kind="ddim", steps=3) == 5
+    with pytest.raises(ValueError, match="valid: pc, ode, em, ddim"):
+        nfe(kind="dpm", steps=3)
 
 
 def test_samplers_are_deterministic_given_a_generator():
