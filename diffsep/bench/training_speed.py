@@ -39,7 +39,11 @@ def run(args) -> int:
 
     tr = Trainer(cfg, datasets=(_Sized(64 * t.batch_size), None))  # no data files needed
     device = tr.device
-    name = f"nf={cfg.model.nf}" if hasattr(cfg.model, "nf") else cfg.model.kind
+    name = cfg.model.kind
+    if getattr(cfg.model, "backbone", None) == "tasnet":
+        name = f"tasnet X={cfg.model.tasnet_X} R={cfg.model.tasnet_R} H={cfg.model.tasnet_H}"
+    elif hasattr(cfg.model, "nf"):
+        name = f"nf={cfg.model.nf}"
     print(f"train bench: model {name} params={sum(p.numel() for p in tr.model.parameters()):,} "
           f"batch {t.batch_size} x accumulate {t.accumulate}, {d.segment_seconds:g} s at "
           f"{d.sample_rate} Hz x {cfg.model.audio_channels} channel(s), amp={t.amp}, device={device}, threads={torch.get_num_threads()}")

@@ -9,11 +9,12 @@ from torch import Tensor, nn
 
 from ..core.sde import DiffSepSDE
 from ..nets.ncsnpp import rename_reference_keys
-from ..nets.spectral_unet import SpectralUNet
 from ..samplers import SamplerSettings, nfe, sample
+from .diffsep_backbones import backbone_section, build_backbone, check_backbone
 from .diffsep_settings import DiffSepLossSettings, DiffSepModelSettings, SDESettings
 from .family import Family
 from .preconditioning import Preconditioned, resolve_head
+from .data_prediction import data_loss, unrolled_loss
 from .score_matching import LossDraws, draw, score_matching_loss
 
 
@@ -52,7 +53,15 @@ class DiffSepFamily(Family):
                            ("sampler.t_start", cfg.sampler.t_start)):
             if not 0 < value <= cfg.sde.T:
                 raise ValueError(f"{key} must be in (0, sde.T = {cfg.sde.T}], got {value}")
+        if cfg.sampler.init == "model" and not cfg.sampler.t_start > cfg.sampler.t_eps:
+            raise ValueError(f"sampler.t_start must be in (sampler.t_eps = {cfg.sampler.t_eps}, sde.T = "
+                             f"{cfg.sde.T}] to start from a warm-start estimate, got {cfg.sampler.t_start}")
         resolve_head(cfg.model.head, cfg.model.output_scale)  # the older output_scale agrees with head
+        n = cfg.loss.unroll_steps
+        if n and (cfg.sampler.kind, cfg.sampler.steps, cfg.sampler.init, cfg.sampler.eta) != ("ddim", n, "prior", 0):
+            raise ValueError(f"loss.unroll_steps={n} tunes the model for the sampler it ships with: set "
+                             f"sampler.kind=ddim sampler.steps={n} sampler.init=prior sampler.eta=0")
+        check_backbone(cfg.model)
 
     def __init__(self, cfg):
         super().__init__(cfg)
@@ -60,12 +69,11 @@ class DiffSepFamily(Family):
         self.sampler = cfg.sampler
 
     def build_model(self) -> Preconditioned:
-        """The spectral U-Net with the model section's head (an older ``output_scale`` is read as
-        the head when the settings are made, and checked against it by :meth:`check`)."""
-        kwargs = asdict(self.cfg.model)
-        for key in ("kind", "audio_channels", "head", "output_scale"):
-            kwargs.pop(key)
-        return Preconditioned(SpectralUNet(**kwargs), self.cfg.model.head, self.sde)
+        """The model section's backbone (``model.backbone``: the spectral U-Net or the
+        time-conditioned Conv-TasNet, families/diffsep_backbones.py) with its head (an older
+        ``output_scale`` is read as the head when the settings are made, and checked against it
+        by :meth:`check`)."""
+        return Preconditioned(build_backbone(self.cfg.model), self.cfg.model.head, self.sde)
 
     def draw(self, shape, generator) -> ChannelDraws:
         """Draws for sources of ``shape`` (B, K, C, N): those of the B·C channel items."""
@@ -78,8 +86,15 @@ class DiffSepFamily(Family):
         """mix (B, C, N), sources (B, K, C, N) -> per-item loss (B,). The channels of an item are
         separate items of the diffusion (B·C of them, (B·C, K, N)); its loss is their mean."""
         B, C = mix.shape[:2]
-        per_channel = score_matching_loss(net, self.sde, fold_channels(sources), mix.reshape(B * C, 1, -1),
-                                          draws=draws.draws)
+        c = self.cfg.loss
+        args = (net, self.sde, fold_channels(sources), mix.reshape(B * C, 1, -1), draws.draws)
+        if c.unroll_steps:
+            per_channel = unrolled_loss(*args, steps=c.unroll_steps, t_eps=self.sampler.t_eps,
+                                        solver=self.sampler.solver)
+        elif c.objective == "data":
+            per_channel = data_loss(*args, weight=c.weight, domain=c.domain)
+        else:
+            per_channel = score_matching_loss(*args[:4], draws=draws.draws)
         return per_channel.view(B, C).mean(1)
 
     def estimate(self, model: nn.Module, mix: Tensor, generator: torch.Generator | None = None,
@@ -115,5 +130,5 @@ class DiffSepFamily(Family):
     @staticmethod
     def config_of(model: Preconditioned) -> dict:
         sde = model.sde
-        return {"model": {"kind": "diffsep", **model.net.init_kwargs, "head": model.head},
+        return {"model": {"kind": "diffsep", **backbone_section(model.net), "head": model.head},
                 "sde": {"gamma": sde.gamma, "sigma_min": sde.sigma_min, "sigma_max": sde.sigma_max, "T": sde.T}}

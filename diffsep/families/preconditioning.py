@@ -113,8 +113,14 @@ class Preconditioned(nn.Module):
     def extra_repr(self) -> str:
         return f"head={self.head!r}, sde={self.sde!r}"
 
-    def forward(self, x_t: Tensor, t, mix: Tensor) -> Tensor:
-        """Score ∇ log p_t(x_t | mix). x_t (B, K, N), t (B,) or a scalar, mix (B, 1, N) -> (B, K, N)."""
+    def forward(self, x_t: Tensor, t, mix: Tensor, estimate: str = "score") -> Tensor:
+        """Score ∇ log p_t(x_t | mix), or with ``estimate="data"`` the data estimate of
+        :meth:`denoise` (through ``forward``, so that a DistributedDataParallel wrapper sees the
+        call). x_t (B, K, N), t (B,) or a scalar, mix (B, 1, N) -> (B, K, N)."""
+        if estimate == "data":
+            return self.denoise(x_t, t, mix)
+        if estimate != "score":
+            raise ValueError(f"unknown estimate {estimate!r}; valid: score, data")
         t = _as_time(t, x_t)
         if self.head == "score_t":
             return self.net(x_t, t, mix, divisor=t)
