@@ -40,7 +40,7 @@ def test_group_write_is_all_or_nothing_and_follows_the_umask(tmp_path):
             write_audio_group([(tmp_path / "s1" / "y.wav", np.zeros(10)),
                                (tmp_path / "s2" / "y.bogus", np.zeros(10))], 8000)
         assert not (tmp_path / "s1" / "y.wav").exists()
-        leftovers = [p.name for p in tmp_path.rglob("*") if ".tmp" in p.name]
+        leftovers = [p.name for p in tmp_path.rglob("*") if "diffsep-tmp" in p.name]
         assert leftovers == []
     finally:
         os.umask(old)

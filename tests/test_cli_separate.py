@@ -242,6 +242,7 @@ def test_a_full_disk_is_said_plainly(tmp_path, tiny_checkpoint, capsys, monkeypa
 
     monkeypatch.setattr(sh, "disk_usage", lambda p: usage(10 ** 9, 10 ** 9, 0))
     monkeypatch.setattr(sf, "write", write_fails)  # diffsep.audio imports soundfile where used
+    monkeypatch.setattr(sf.SoundFile, "write", write_fails)  # the separate command writes in blocks
     assert main([str(tmp_path / "x.wav"), "-o", str(tmp_path / "out"), "--model", str(tiny_checkpoint),
                  "--quiet"]) == 1
     err = capsys.readouterr().err

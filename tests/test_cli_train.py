@@ -94,15 +94,19 @@ def test_run_directories_of_another_model_damaged_or_littered(data_root, tmp_pat
         assert rc == 2 and "written by a different model" in err and "Traceback" not in err, err[-500:]
         assert len(err) < 2000
     # a killed write left a temporary file, and last.pt is truncated: resume from step_2.pt
-    (run / ".last.1a2b3c4d.tmp.pt").write_bytes(b"")
-    (run / ".last.pt.x8y9.tmp").write_bytes(b"")
+    from diffsep.storage.atomic import _host_tag
+
+    killed = subprocess.Popen(["true"])
+    killed.wait()
+    (run / f".last.diffsep-tmp-{_host_tag()}-{killed.pid}-1a2b3c4d.pt").write_bytes(b"")
+    (run / f".best.diffsep-tmp-{_host_tag()}-{killed.pid}-5e6f7a8b.pt").write_bytes(b"")
     raw = (run / "last.pt").read_bytes()
     (run / "last.pt").write_bytes(raw[:len(raw) // 3])
     rc, out, err = train(f"data.root={data_root}", f"train.run_dir={run}", "train.max_steps=3")
     assert rc == 0, err[-1000:]
     assert "warning:" in err and "step_00000002.pt" in err and "stopped at step 3" in out
     assert safe_load(run / "last.pt")["step"] == 3
-    assert not [p for p in run.iterdir() if ".tmp" in p.name]
+    assert not [p for p in run.iterdir() if "diffsep-tmp" in p.name]
 
 
 def test_checkpoints_follow_the_umask(tmp_path):

@@ -50,7 +50,7 @@ def test_two_step_run_writes_a_self_describing_checkpoint(data_root, tmp_path):
     assert {"last.pt", "best.pt", "config.yaml", "metrics.jsonl"} <= {p.name for p in run.iterdir()}
     ck = safe_load(run / "last.pt")
     assert ck["step"] == 2 and ck["config"]["model"]["nf"] == 8
-    assert not [p for p in run.iterdir() if ".tmp" in p.name]
+    assert not [p for p in run.iterdir() if "diffsep-tmp" in p.name]
     model = load_model(run / "last.pt")  # the checkpoint alone rebuilds the model (EMA weights)
     assert torch.equal(model.net.backbone.output_layer.bias, ck["ema"]["net.backbone.output_layer.bias"])
     recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
+from pathlib import Path
 
 
 def error_line(e: BaseException) -> str:
@@ -26,17 +29,37 @@ def positive_int(text: str) -> int:
     return value
 
 
-def nonnegative_float(text: str) -> float:
+def finite_float(text: str) -> float:
     value = float(text)
-    if not value >= 0:  # also refuses nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def nonnegative_float(text: str) -> float:
+    value = finite_float(text)
+    if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return value
 
 
 def positive_float(text: str) -> float:
-    value = float(text)
+    value = finite_float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def max_jobs() -> int:
+    """The most worker processes an option may ask for: 4 per CPU core."""
+    return 4 * (os.cpu_count() or 1)
+
+
+def worker_count(text: str) -> int:
+    """--jobs: 0 (in the main process) up to :func:`max_jobs`."""
+    value = int(text)
+    if not 0 <= value <= max_jobs():
+        raise argparse.ArgumentTypeError(f"must be in [0, {max_jobs()}] (4 per CPU core), got {text}")
     return value
 
 
@@ -46,10 +69,14 @@ def _field_type(f, meta):
 
     def parse(text: str):
         value = base(text)
+        if base is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
         if "min" in meta and not value >= meta["min"]:
             raise argparse.ArgumentTypeError(f"must be >= {meta['min']}, got {text}")
         if "gt" in meta and not value > meta["gt"]:
             raise argparse.ArgumentTypeError(f"must be > {meta['gt']}, got {text}")
+        if "range" in meta and not meta["range"][0] <= value <= meta["range"][1]:
+            raise argparse.ArgumentTypeError(f"must be in [{meta['range'][0]}, {meta['range'][1]}], got {text}")
         return value
     parse.__name__ = base.__name__
     return parse
@@ -80,7 +107,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rescale", default="denormalize",
                    choices=("denormalize", "mix_projection", "mix_consistency"),
                    help="final scaling of the estimates (default: undo the normalisation)")
-    p.add_argument("--chunk-seconds", type=float, default=10.0,
+    p.add_argument("--chunk-seconds", type=nonnegative_float, default=10.0,
                    help="process longer inputs in chunks of this length (0: whole)")
     p.add_argument("--overlap-seconds", type=nonnegative_float, default=1.0,
                    help="overlap between chunks (less than --chunk-seconds)")
@@ -100,6 +127,62 @@ def check_model_args(parser: argparse.ArgumentParser, args) -> None:
     if args.chunk_seconds > 0 and args.overlap_seconds >= args.chunk_seconds:
         parser.error(f"argument --overlap-seconds: must be less than --chunk-seconds "
                      f"({args.overlap_seconds:g} >= {args.chunk_seconds:g})")
+    check_device(parser, args)
+
+
+def device_problem(name: str) -> str | None:
+    """Why the torch device ``name`` cannot be used on this machine, in one sentence, or None."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        return f"{name!r} is not a torch device (cpu, cuda, cuda:N, mps)"
+    if device.type == "cpu":
+        return None
+    backend = {"cuda": torch.cuda, "mps": getattr(torch.backends, "mps", None)}.get(device.type,
+                                                                                  getattr(torch, device.type, None))
+    if backend is None or not getattr(backend, "is_available", lambda: False)():
+        return (f"{name} asked for, but this machine has no {device.type.upper()} device that torch "
+                f"{torch.__version__} can use (use --device cpu)")
+    count = getattr(backend, "device_count", lambda: 1)()
+    if device.index is not None and device.index >= count:
+        return f"{name} asked for, but this machine has {count} {device.type.upper()} device(s)"
+    return None
+
+
+def check_device(parser: argparse.ArgumentParser, args) -> None:
+    """A usage error for a --device this machine does not have (instead of a traceback later)."""
+    name = getattr(args, "device", None)
+    problem = device_problem(name) if name else None
+    if problem:
+        parser.error(f"argument --device: {problem}")
+
+
+def prepare_output_folder(folder: Path) -> int:
+    """Before any work: create ``folder`` if needed, check that files can be created in it, and
+    remove the temporaries that killed runs of this program left in it and below it (see
+    :func:`diffsep.storage.atomic.remove_stale_temporaries`; never another file, never the
+    temporary of a run in progress). Returns how many were removed. Raises OSError naming the
+    folder."""
+    import errno
+
+    from ..storage.atomic import remove_stale_temporaries
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "Exists and is not a folder", str(folder))
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / f".diffsep-write-check-{os.getpid()}"
+    try:
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    except OSError as e:
+        raise OSError(e.errno, f"Cannot create files in this folder ({(e.strerror or str(e)).lower()})", str(folder)) from None
+    probe.unlink()
+    removed = 0
+    for here, _, _ in os.walk(folder):
+        removed += len(remove_stale_temporaries(here))
+    return removed
 
 
 def sampler_overrides(args) -> dict:

@@ -14,7 +14,6 @@ A bad file is reported with its reason and skipped; the exit status is 1 if any 
 from __future__ import annotations
 
 import argparse
-import glob
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..storage.audio import AUDIO_EXTENSIONS
-from .common import add_model_args, check_model_args, chunking, error_line, load_separator
-
-MIN_SECONDS = 0.05
+from .common import add_model_args, check_model_args, chunking, error_line, load_separator, prepare_output_folder
 
 
 @dataclass(frozen=True)
@@ -33,13 +30,18 @@ class Job:
     name: str  # output name without extension, may hold sub-folders (recursive inputs)
 
 
-def collect_inputs(inputs: list[str], recursive: bool = False) -> list[Job]:
+def collect_inputs(inputs: list[str], recursive: bool = False, exclude: Path | None = None) -> list[Job]:
     """Files named, found in folders, or matched by glob patterns, without duplicates. A name that
-    is none of these stays in the list (it is reported as missing when processed)."""
+    is none of these stays in the list (it is reported as missing when processed). Folders and
+    patterns are walked without entering symlinked folders (a link loop cannot hang the walk);
+    what they find under ``exclude`` (the output folder) is left out."""
     jobs, seen = [], set()
+    skip = exclude.resolve() if exclude is not None else None
 
-    def add(path: Path, name: str):
+    def add(path: Path, name: str, walked: bool = False):
         key = path.resolve()
+        if walked and skip is not None and key.is_relative_to(skip):
+            return
         if key not in seen:
             seen.add(key)
             jobs.append(Job(path, name))
@@ -50,14 +52,28 @@ def collect_inputs(inputs: list[str], recursive: bool = False) -> list[Job]:
             pattern = "**/*" if recursive else "*"
             for f in sorted(p.glob(pattern)):
                 if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS:
-                    add(f, str(f.relative_to(p).with_suffix("")))
+                    add(f, str(f.relative_to(p).with_suffix("")), walked=True)
         elif any(c in spec for c in "*?[") and not p.exists():
-            for f in sorted(glob.glob(spec, recursive=True)):
-                if Path(f).is_file():
-                    add(Path(f), Path(f).stem)
+            for f in expand_pattern(spec):
+                if f.is_file():
+                    add(f, f.stem, walked=True)
         else:
             add(p, p.stem)
     return jobs
+
+
+def expand_pattern(spec: str) -> list[Path]:
+    """What a glob pattern matches (``**``: any depth), sorted, by the same walk as a folder given
+    with --recursive: symlinked folders are not entered, so a link loop cannot hang it. Hidden
+    names match only where the pattern spells their dot (as in the shell)."""
+    parts = Path(spec).parts
+    first = next(i for i, part in enumerate(parts) if any(c in part for c in "*?["))
+    base, rest = Path(*parts[:first]) if first else Path("."), list(parts[first:])
+    if rest[-1] == "**":
+        rest.append("*")  # "a/**": everything below a
+    dotted = any(part.startswith(".") for part in rest)
+    return sorted(f for f in base.glob("/".join(rest))
+                  if dotted or not any(r.startswith(".") for r in f.relative_to(base).parts))
 
 
 def name_clashes(jobs: list[Job]) -> list[str]:
@@ -71,30 +87,11 @@ def name_clashes(jobs: list[Job]) -> list[str]:
 
 
 def output_paths(outdir: Path, name: str, folders: list[str], ext: str) -> list[Path]:
-    """OUTDIR/FOLDER/NAME.ext for each source's folder (s1 ... sK, or stem names)."""
-    return [outdir / folder / f"{name}{ext}" for folder in folders]
+    """OUTDIR/FOLDER/NAME.ext for each source's folder (s1 ... sK, or stem names). ValueError for
+    a folder or name that would leave OUTDIR (names from a checkpoint are untrusted)."""
+    from ..storage.names import path_within
 
-
-def load_mixture(path: Path, downmix: bool, channels: int = 1) -> tuple[np.ndarray, int]:
-    """Read one input for a model of ``channels`` channels. -> (mix (N,) for mono models or
-    (C, N), float32; sample rate). A mono file given to a stereo model is played on both channels.
-    Raises AudioError naming the file for every unusable input."""
-    from ..storage.audio import AudioError, read_audio
-
-    x, sr = read_audio(path, allow_silent=False)
-    if x.shape[0] != channels:
-        if x.shape[0] == 1:
-            x = np.repeat(x, channels, axis=0)
-        elif channels == 1 and downmix:
-            x = x.mean(0, keepdims=True)
-        else:
-            need = "mono" if channels == 1 else f"{channels} channels"
-            raise AudioError(f"{path}: {x.shape[0]} channels; the model separates {need}"
-                             + (" (pass --downmix to average the channels)" if channels == 1 else ""))
-    if x.shape[1] < MIN_SECONDS * sr:
-        raise AudioError(f"{path}: too short ({x.shape[1]} samples = {x.shape[1] / sr:.4f} s; "
-                         f"at least {MIN_SECONDS} s needed)")
-    return (x[0] if channels == 1 else x), sr
+    return [path_within(outdir, folder, f"{name}{ext}") for folder in folders]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,14 +129,25 @@ def models_table() -> str:
 
 
 def separate_file(separator, job: Job, outs: list[Path], args) -> None:
-    """Separate one file and write its K outputs ``outs`` together, atomically."""
-    from ..storage.audio import write_audio_group
-    from ..inference.loading import separate_signal
+    """Separate one file and write its K outputs ``outs`` together, atomically, in blocks: memory
+    does not grow with the file's length, at any rate (:mod:`diffsep.inference.streaming`)."""
+    from ..inference.streaming import separate_to_files
 
-    mix, sr = load_mixture(job.path, args.downmix, separator.channels)
-    out_rate = sr if args.output_rate == "input" else separator.sample_rate
-    est = separate_signal(separator, mix, sr, out_rate=out_rate, **chunking(args))
-    write_audio_group(list(zip(outs, est)), out_rate)
+    out_rate = None if args.output_rate == "input" else separator.sample_rate
+    peak = separate_to_files(separator, job.path, outs, downmix=args.downmix, out_rate=out_rate, **chunking(args))
+    warn_clipping(job.path, np.array(peak), args.format)
+
+
+def warn_clipping(path: Path, est: np.ndarray, fmt: str) -> None:
+    """Integer formats (FLAC) hold samples up to full scale: say, with the file and the peak, when
+    the estimates go beyond and are clipped (a float WAV keeps them)."""
+    peak = float(np.abs(est).max()) if est.size else 0.0
+    if fmt != "wav" and peak > 1.0:
+        from tqdm import tqdm
+
+        tqdm.write(f"warning: {path}: the estimates peak at {peak:.3g} ({20 * np.log10(peak):+.1f} dB "
+                   f"above full scale); the {fmt.upper()} outputs are clipped at full scale "
+                   f"(--format wav keeps every sample)", file=sys.stderr)
 
 
 def main(argv=None) -> int:
@@ -158,6 +166,8 @@ def main(argv=None) -> int:
 
         args.model = default_model_name()
     check_model_args(parser, args)
+    if args.outdir.exists() and not args.outdir.is_dir():
+        parser.error(f"argument -o/--outdir: {args.outdir} exists and is not a folder")
     if args.demo:
         from .demo import run_demo
 
@@ -167,9 +177,7 @@ def main(argv=None) -> int:
     from ..storage.audio import AudioError
     from ..storage.checkpoint import CheckpointError
 
-    if args.outdir.exists() and not args.outdir.is_dir():
-        parser.error(f"argument -o/--outdir: {args.outdir} exists and is not a folder")
-    jobs = collect_inputs(args.inputs, args.recursive)
+    jobs = collect_inputs(args.inputs, args.recursive, exclude=args.outdir)
     if not jobs:
         print("error: no audio files found in the inputs", file=sys.stderr)
         return 2
@@ -180,7 +188,10 @@ def main(argv=None) -> int:
               + "\n  ".join(clashes), file=sys.stderr)
         return 2
     try:
-        args.outdir.mkdir(parents=True, exist_ok=True)
+        removed = prepare_output_folder(args.outdir)  # writable? (before the model is loaded)
+        if removed:
+            print(f"removed {removed} temporary file(s) that interrupted runs left in {args.outdir}",
+                  file=sys.stderr)
         separator = load_separator(args)
     except (CheckpointError, ValueError, OSError) as e:
         print(f"error: {error_line(e)}", file=sys.stderr)

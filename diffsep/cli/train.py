@@ -22,13 +22,16 @@ def main(argv=None) -> int:
     from ..config.settings import ConfigError, load_config
     from ..data.layouts import LayoutError
     from ..training import distributed
+    from ..training.divergence import TrainingDiverged
+    from ..training.run_lock import RunDirBusy
     from ..training.trainer import Trainer
 
     try:
         cfg = load_config(args.config, args.overrides)
         trainer = Trainer(cfg)
         step = trainer.run()
-    except (ConfigError, LayoutError, AudioError, CheckpointError, ValueError, OSError) as e:
+    except (ConfigError, LayoutError, AudioError, CheckpointError, ValueError, OSError, RunDirBusy,
+            TrainingDiverged) as e:
         print(f"error: {error_line(e)}", file=sys.stderr)
         return 2
     finally:

@@ -18,13 +18,14 @@ from typing import Any
 from ..data.layouts import LAYOUTS
 from ..families import FAMILIES
 from ..families.family import LossSettings, ModelSettings
+from ..storage.names import check_plain_names
 
 
 @dataclass
 class DataConfig:
     kind: str = field(default="wsj0_mix", metadata={"choices": LAYOUTS})  # the layout (diffsep.data.layouts.LAYOUTS): wsj0_mix | librimix | vbdemand | folder | musdb
     root: str = ""  # dataset root (see README for each layout)
-    sample_rate: int = field(default=8000, metadata={"min": 1})  # model sample rate; files at another rate are resampled to it (diffsep/data/reading.py)
+    sample_rate: int = field(default=8000, metadata={"range": (1000, 384000)})  # model sample rate (1 kHz to 384 kHz: a checkpoint claiming more is refused); files at another rate are resampled to it (diffsep/data/reading.py)
     mode: str = field(default="min", metadata={"choices": ("min", "max")})  # wsj0-mix / LibriMix: min | max
     train_split: str = "tr"  # split used for training (tr | train-100 | train-360 | train ...)
     valid_split: str = "cv"  # split used for validation
@@ -84,6 +85,7 @@ class TrainConfig:
     resume: str = "auto"  # auto (RUN_DIR/last.pt if present) | never | PATH
     init_from: str = ""  # a new run starts from this checkpoint's weights (EMA if it has them; fine-tuning); ignored when resuming
     val_warm_start: str = ""  # validation separates as the model ships: warm-started from this discriminative model (checkpoint or bundled name; with the sampler section's t_start), so best.pt is the best of what users get (empty: none)
+    max_nonfinite: int = field(default=5, metadata={"min": 1})  # stop after this many optimizer steps in a row with a non-finite loss (each one is skipped, the weights untouched); non-finite weights are never saved
 
 
 @dataclass
@@ -148,7 +150,7 @@ def _check_keys(d: dict, source: str, cls: type, kind: str) -> None:
 
 def _read_yaml(path: Path, seen: tuple = ()) -> list[tuple[str, dict]]:
     """(source, sections) of the YAML file and, first, of the chain of ``base`` files it names
-    (relative to it)."""
+    (relative to it; one name, or a list applied in order, later ones overriding earlier ones)."""
     from omegaconf import OmegaConf
 
     if not path.is_file():
@@ -162,9 +164,13 @@ def _read_yaml(path: Path, seen: tuple = ()) -> list[tuple[str, dict]]:
     d = d or {}
     if not isinstance(d, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    bases = d.get("base") or []
+    bases = [bases] if isinstance(bases, str) else bases
+    if not isinstance(bases, list) or not all(isinstance(b, str) and b for b in bases):
+        raise ConfigError(f"{path}: 'base' must be a config file name or a list of them, got {d['base']!r}")
     chain = []
-    if d.get("base"):
-        chain = _read_yaml(path.parent / d["base"], seen + (path.resolve(),))
+    for base in bases:  # in order: a later base overrides an earlier one
+        chain += _read_yaml(path.parent / base, seen + (path.resolve(),))
     return chain + [(str(path), {k: v for k, v in d.items() if k != "base"})]
 
 
@@ -239,6 +245,9 @@ def check_values(cfg: Config) -> Config:
         FAMILIES[cfg.model.kind].check(cfg)
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    b = cfg.optim.betas
+    if len(b) != 2 or not all(0 <= x < 1 for x in b):
+        raise ConfigError(f"optim.betas must be two values [beta1, beta2], each in [0, 1), got {list(b)}")
     g = cfg.data.gain_range
     if g and (len(g) != 2 or not 0 <= g[0] <= g[1]):
         raise ConfigError(f"data.gain_range must be [lo, hi] with 0 <= lo <= hi, got {list(g)}")
@@ -247,6 +256,13 @@ def check_values(cfg: Config) -> Config:
     bad = {k: w for k, w in cfg.data.dm_speaker_weights.items() if not w >= 0}
     if bad:
         raise ConfigError(f"data.dm_speaker_weights must be >= 0, got {bad}")
+    try:  # stem names become file and output folder names: plain names only (a checkpoint is untrusted)
+        check_plain_names(cfg.data.stems, "data.stems")
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if LAYOUTS[cfg.data.kind].named_sources and len(cfg.data.stems) != cfg.model.n_src:
+        raise ConfigError(f"data.stems names {len(cfg.data.stems)} sources {list(cfg.data.stems)} but "
+                          f"model.n_src is {cfg.model.n_src}")
     return cfg
 
 

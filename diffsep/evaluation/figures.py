@@ -17,7 +17,7 @@ def spectrogram_db(x: np.ndarray, n_fft: int = 512, hop: int = 128) -> np.ndarra
 
 def example_figure(path: Path, mix: np.ndarray | None, refs: np.ndarray, ests: np.ndarray,
                    sample_rate: int, title: str = "") -> None:
-    """Save a PNG: the mixture on top, then one row per source (reference | estimate).
+    """Save a figure (PNG, or the format of ``path``'s suffix): the mixture on top, then one row per source (reference | estimate).
     mix (N,) or None, refs / ests (K, N)."""
     import matplotlib
 
@@ -45,19 +45,38 @@ def example_figure(path: Path, mix: np.ndarray | None, refs: np.ndarray, ests: n
         ax.set_xlabel("s")
     if title:
         fig.suptitle(title, fontsize=10)
-    save_png(fig, path, dpi=80)
+    save_figure(fig, path, dpi=80)
 
 
-def save_png(fig, path: Path, dpi: int = 80) -> None:
-    """Lay out, write atomically as PNG, and close a matplotlib figure."""
+# image formats a figure is written in, by the file's suffix (none: PNG)
+FIGURE_FORMATS = {"png": "png", "jpg": "jpeg", "jpeg": "jpeg", "pdf": "pdf", "svg": "svg", "eps": "eps",
+                  "ps": "ps", "tif": "tiff", "tiff": "tiff", "webp": "webp"}
+
+
+def figure_format(path: Path) -> str:
+    """The format of a figure written to ``path``, from its suffix (none: PNG). Raises ValueError
+    naming the suffixes that work, for any other (never PNG bytes under another name)."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if not suffix:
+        return "png"
+    if suffix not in FIGURE_FORMATS:
+        raise ValueError(f"{path}: cannot write a figure as .{suffix}; use one of "
+                         f"{', '.join('.' + s for s in FIGURE_FORMATS)}")
+    return FIGURE_FORMATS[suffix]
+
+
+def save_figure(fig, path: Path, dpi: int = 80) -> None:
+    """Lay out, write atomically in the format of ``path``'s suffix (see :func:`figure_format`),
+    and close a matplotlib figure."""
     import matplotlib.pyplot as plt
 
     from ..storage.atomic import atomic_path
 
     try:
+        fmt = figure_format(path)
         fig.tight_layout()
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=dpi, format="png")
+            fig.savefig(tmp, dpi=dpi, format=fmt)
     finally:
         plt.close(fig)
 

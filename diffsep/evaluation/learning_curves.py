@@ -42,7 +42,7 @@ def curves_figure(path: Path, runs: dict[str, dict], title: str = "") -> None:
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from .figures import save_png
+    from .figures import save_figure
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, curves in runs.items():
@@ -54,4 +54,4 @@ def curves_figure(path: Path, runs: dict[str, dict], title: str = "") -> None:
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title, fontsize=10)
-    save_png(fig, path, dpi=90)
+    save_figure(fig, path, dpi=90)

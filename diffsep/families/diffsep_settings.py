@@ -44,8 +44,8 @@ class DiffSepModelSettings(ModelSettings):
     tasnet_B: int = field(default=arg_default(TasNetDenoiser, "B"), metadata={"min": 1})  # backbone tasnet: bottleneck channels
     tasnet_H: int = field(default=arg_default(TasNetDenoiser, "H"), metadata={"min": 1})  # backbone tasnet: channels inside each block (FiLM-modulated by t)
     tasnet_P: int = field(default=arg_default(TasNetDenoiser, "P"), metadata={"min": 1})  # backbone tasnet: depthwise kernel size
-    tasnet_X: int = field(default=arg_default(TasNetDenoiser, "X"), metadata={"min": 1})  # backbone tasnet: blocks per repeat (dilations 1 ... 2^(X-1))
-    tasnet_R: int = field(default=arg_default(TasNetDenoiser, "R"), metadata={"min": 1})  # backbone tasnet: repeats
+    tasnet_X: int = field(default=arg_default(TasNetDenoiser, "X"), metadata={"range": (1, 16)})  # backbone tasnet: blocks per repeat (dilations 1 ... 2^(X-1); at most 16)
+    tasnet_R: int = field(default=arg_default(TasNetDenoiser, "R"), metadata={"range": (1, 64)})  # backbone tasnet: repeats (at most 64)
     tasnet_Sc: int = field(default=arg_default(TasNetDenoiser, "Sc"), metadata={"min": 1})  # backbone tasnet: skip-connection channels
     tasnet_norm: str = field(default=arg_default(TasNetDenoiser, "norm"), metadata={"choices": NORMS})  # backbone tasnet: gln | cln | bn
     tasnet_mask_activation: str = field(default=arg_default(TasNetDenoiser, "mask_activation"), metadata={"choices": MASK_ACTIVATIONS})  # backbone tasnet: masks on the encoded mixture: sigmoid | softmax (over sources) | relu

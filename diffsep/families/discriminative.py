@@ -22,7 +22,7 @@ class ConvTasNetSettings:
     B: int = field(default=arg_default(ConvTasNet, "B"), metadata={"min": 1})  # bottleneck channels
     H: int = field(default=arg_default(ConvTasNet, "H"), metadata={"min": 1})  # channels inside each convolutional block
     P: int = field(default=arg_default(ConvTasNet, "P"), metadata={"min": 1})  # depthwise kernel size
-    X: int = field(default=arg_default(ConvTasNet, "X"), metadata={"min": 1})  # blocks per repeat (dilations 1 ... 2^(X-1))
+    X: int = field(default=arg_default(ConvTasNet, "X"), metadata={"range": (1, 16)})  # blocks per repeat (dilations 1 ... 2^(X-1); at most 16)
     R: int = field(default=arg_default(ConvTasNet, "R"), metadata={"min": 1})  # repeats
     Sc: int = field(default=arg_default(ConvTasNet, "Sc"), metadata={"min": 1})  # skip-connection channels
     norm: str = field(default=arg_default(ConvTasNet, "norm"), metadata={"choices": ("gln", "cln", "bn")})  # gln (global, non-causal) | cln (cumulative, causal) | bn
@@ -40,7 +40,7 @@ class WaveformLossSettings(LossSettings):
 class DemucsSettings:
     """The ``demucs`` section: the waveform U-Net of Défossez et al. (2019)."""
     channels: int = field(default=arg_default(Demucs, "channels"), metadata={"min": 1})  # channels of the first encoder block (paper: 64)
-    depth: int = field(default=arg_default(Demucs, "depth"), metadata={"min": 1})  # encoder / decoder blocks L
+    depth: int = field(default=arg_default(Demucs, "depth"), metadata={"range": (1, 16)})  # encoder / decoder blocks L (stride^depth at most 2^24)
     kernel_size: int = field(default=arg_default(Demucs, "kernel_size"), metadata={"min": 1})  # strided convolution size
     stride: int = field(default=arg_default(Demucs, "stride"), metadata={"min": 1})  # stride of the encoder convolutions
     growth: float = field(default=arg_default(Demucs, "growth"), metadata={"gt": 0})  # channel multiplier per block
@@ -111,6 +111,9 @@ class DemucsFamily(DiscriminativeFamily):
     def check(cls, cfg) -> None:
         if not cfg.loss.fixed_order:
             raise ValueError("Demucs outputs its stems in a fixed order: set loss.fixed_order=true")
+        d = cfg.demucs
+        if d.stride ** d.depth > 2 ** 24:  # an input is padded to a multiple of about stride^depth samples
+            raise ValueError(f"demucs.stride ** demucs.depth must be at most 2^24, got {d.stride}^{d.depth}")
 
     def loss(self, net: nn.Module, mix: Tensor, sources: Tensor, draws=None) -> Tensor:
         """mix (B, C, N), sources (B, K, C, N) -> mean absolute error per item (B,)."""

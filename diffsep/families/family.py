@@ -30,8 +30,8 @@ def arg_default(fn, name: str):
 class ModelSettings:
     """The ``model`` section of every family; a family's own model settings extend it."""
     kind: str = "diffsep"  # model family (diffsep.families.FAMILIES): diffsep | convtasnet | demucs
-    n_src: int = field(default=2, metadata={"min": 1})  # number of sources K (enhancement: 2 = [speech, noise]; music: the stems)
-    audio_channels: int = field(default=1, metadata={"min": 1})  # C: 1 (speech) or 2 (stereo music); data files must have as many
+    n_src: int = field(default=2, metadata={"range": (1, 8)})  # number of sources K (enhancement: 2 = [speech, noise]; music: the stems); at most 8, since source orders are searched over all K! permutations
+    audio_channels: int = field(default=1, metadata={"range": (1, 16)})  # C: 1 (speech) or 2 (stereo music), at most 16; data files must have as many
 
 
 @dataclass

@@ -30,19 +30,21 @@ class ModelLocation:
 
 
 def locate(spec: str | Path) -> ModelLocation:
-    """Resolve a model name once: a file as given, a bundled model's name, or a Hub file fetched
-    through huggingface_hub (``hf://owner/repo[/file]``). Raises CheckpointError with a plain
-    reason (no such file or bundled model, offline, not on the Hub)."""
+    """Resolve a model name once: a bundled model's name, a file as given, or a Hub file fetched
+    through huggingface_hub (``hf://owner/repo[/file]``). A bundled model's name means the bundled
+    model even where a file of that name lies in the working directory (a file that shadowed it
+    would be run in its place unnoticed): write a path (``./NAME``) for the file. Raises
+    CheckpointError with a plain reason (no such file or bundled model, offline, not on the Hub)."""
     from . import pretrained
 
+    if isinstance(spec, str) and pretrained.is_bundled(spec):
+        entry = pretrained.bundled(spec)
+        return ModelLocation(spec, entry.path, entry)
     spec = str(spec)
     if not spec.startswith(HF_PREFIX):
         path = Path(spec)
         if path.is_file():
             return ModelLocation(spec, path)
-        if pretrained.is_bundled(spec):
-            entry = pretrained.bundled(spec)
-            return ModelLocation(spec, entry.path, entry)
         raise CheckpointError(f"{spec}: no such checkpoint file or bundled model (bundled: "
                               f"{', '.join(pretrained.bundled_models())}; Hub models are written "
                               f"hf://owner/repo[/file])")

@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from ..config.build import build_family, build_model
-from ..storage.checkpoint import CheckpointError, is_ours, load_weights, safe_load
+from ..storage.bounded_build import build_for_weights
+from ..storage.checkpoint import CheckpointError, check_state_dict, is_ours, load_weights, safe_load
 from ..config.settings import Config, ConfigError, config_from_dict
 from .reference import convert_reference, is_reference
 from ..families import FAMILIES
@@ -37,17 +38,24 @@ def load_trained(path_or_ckpt, ema: bool = True) -> Trained:
     where = path_or_ckpt if not isinstance(path_or_ckpt, dict) else "checkpoint"
     ckpt = safe_load(path_or_ckpt)
     if is_reference(ckpt):
-        ckpt = convert_reference(ckpt, ema, where)
+        try:
+            ckpt = convert_reference(ckpt, ema, where)
+        except (AttributeError, KeyError, TypeError, ValueError) as e:  # its config or weights are not as written
+            raise CheckpointError(f"{where}: a reference DiffSep checkpoint that cannot be read "
+                                  f"({type(e).__name__}: {e})") from None
     elif not is_ours(ckpt):
         raise CheckpointError(f"{where}: neither a diffsep nor a reference DiffSep checkpoint "
                               f"(top-level keys: {sorted(map(str, ckpt))[:8]})")
+    weights = check_state_dict(ckpt["ema"] if ema and ckpt.get("ema") is not None else ckpt["model"], where)
     try:
-        cfg = config_from_dict(ckpt["config"])
+        if not isinstance(ckpt.get("config"), dict):
+            raise ConfigError(f"the config is a {type(ckpt.get('config')).__name__}, not a mapping of sections")
+        cfg = config_from_dict(ckpt["config"])  # plausible values, plain stem names (config/settings.py)
         family = build_family(cfg)
-        model = family.build_model()
+        # the config says how big the network is, the weights how big it may be: no more is allocated
+        model = build_for_weights(family.build_model, weights, where)
     except (ConfigError, TypeError, ValueError) as e:
         raise CheckpointError(f"{where}: cannot rebuild the model from its config ({e})") from None
-    weights = ckpt["ema"] if ema and ckpt.get("ema") is not None else ckpt["model"]
     load_weights(model, family.upgrade_weights(model, weights), where)
     return Trained(cfg, model.eval())
 
@@ -75,11 +83,8 @@ def make_separator(trained: Trained, *, device="cpu", sampler: dict | None = Non
 
     ``warm_start``: a discriminative model (Conv-TasNet) whose estimate the diffusion starts from
     (sampler init "model", from ``t_start``): the separator runs it, then refines its estimate."""
-    m = trained.config.model
-    if warm_start is not None and (not FAMILIES[m.kind].warm_start or warm_start.config.model.n_src != m.n_src):
-        raise ValueError(f"a warm start needs a model that can start from an estimate and a partner "
-                         f"with as many sources ({m.kind}, {m.n_src} sources; partner "
-                         f"{warm_start.config.model.kind}, {warm_start.config.model.n_src})")
+    if warm_start is not None:
+        check_warm_start(trained, warm_start)
     cfg = with_sampler(trained.config, {**({"init": "model"} if warm_start is not None else {}),
                                         **(sampler or {})})
     family = build_family(cfg)
@@ -97,6 +102,22 @@ def make_separator(trained: Trained, *, device="cpu", sampler: dict | None = Non
                      generator=torch.Generator(device=device).manual_seed(seed),
                      fixed_order=cfg.loss.fixed_order, info=info,
                      stems=named_sources(cfg), dataset=dataset_settings(cfg))
+
+
+def check_warm_start(trained: Trained, partner: Trained, where: str = "the warm-start partner") -> None:
+    """Raise ValueError, one sentence naming ``where``, unless ``partner``'s estimate is one that
+    ``trained`` can start from: a model that can start from an estimate, and a partner with as
+    many sources, at the same sample rate, with as many audio channels."""
+    m, p = trained.config, partner.config
+    if not FAMILIES[m.model.kind].warm_start:
+        raise ValueError(f"a warm start needs a model that can start from an estimate; a {m.model.kind} "
+                         f"model cannot ({where} was given)")
+    for what, mine, theirs in (("number of sources", m.model.n_src, p.model.n_src),
+                               ("sample rate (Hz)", m.data.sample_rate, p.data.sample_rate),
+                               ("number of audio channels", m.model.audio_channels, p.model.audio_channels)):
+        if mine != theirs:
+            raise ValueError(f"{where}: its {what} is {theirs}, the model's is {mine}; a warm start "
+                             f"needs the same {what.split(' (')[0]}")
 
 
 def dataset_settings(config: Config) -> dict:
@@ -117,7 +138,9 @@ def named_sources(config: Config) -> tuple[str, ...]:
 
 def with_sampler(config: Config, overrides: dict) -> Config:
     """``config`` with sampler settings replaced (fields of the family's sampler section, e.g.
-    :class:`diffsep.samplers.SamplerSettings`). A family without a sampler takes none."""
+    :class:`diffsep.samplers.SamplerSettings`). A family without a sampler takes none. Raises
+    ValueError for settings the family refuses together (a warm start's t_start outside
+    (t_eps, T])."""
     overrides = {k: v for k, v in overrides.items() if v is not None}
     section = FAMILIES[config.model.kind].sampler_section
     if section is None:
@@ -125,7 +148,9 @@ def with_sampler(config: Config, overrides: dict) -> Config:
             raise ValueError(f"a {config.model.kind} model has no sampler; sampler options "
                              f"{sorted(overrides)} do not apply")
         return config
-    return dataclasses.replace(config, **{section: getattr(config, section).updated(**overrides)})
+    updated = dataclasses.replace(config, **{section: getattr(config, section).updated(**overrides)})
+    FAMILIES[config.model.kind].check(updated)  # values that are wrong together (t_start beyond T ...)
+    return updated
 
 
 def _warm_started(family, model, first, first_model, mix, generator=None):
@@ -150,9 +175,13 @@ def load_separator(model: str, *, ema: bool = True, device=None, warm_start: str
         if not warm_start:  # the entry's t_start belongs to its partner
             sampler.pop("t_start", None)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    partner = load_trained(locate(warm_start).path, ema) if warm_start else None
-    return make_separator(load_trained(location.path, ema), device=device, warm_start=partner,
-                          sampler=sampler, **kwargs)
+    trained = load_trained(location.path, ema)
+    partner = None
+    if warm_start:
+        partner_location = locate(warm_start)
+        partner = load_trained(partner_location.path, ema)
+        check_warm_start(trained, partner, f"warm-start partner {partner_location.path}")
+    return make_separator(trained, device=device, warm_start=partner, sampler=sampler, **kwargs)
 
 
 # untrained networks of the paper's settings, per family: config sections as a function of nf
@@ -177,6 +206,9 @@ def random_separator(kind: str = "diffsep", *, nf: int = 64, device="cpu", sampl
 def chunk_samples(chunk_seconds: float, overlap_seconds: float, sample_rate: int) -> tuple[int, int]:
     """(chunk, overlap) in samples; a chunk of 0 seconds or less means whole inputs (0, 0).
     Raises ValueError unless 0 <= overlap < chunk."""
+    if not (np.isfinite(chunk_seconds) and np.isfinite(overlap_seconds)):
+        raise ValueError(f"chunk and overlap durations must be finite, got {chunk_seconds:g} s and "
+                         f"{overlap_seconds:g} s")
     if chunk_seconds <= 0:
         return 0, 0
     chunk = int(round(chunk_seconds * sample_rate))
@@ -187,13 +219,31 @@ def chunk_samples(chunk_seconds: float, overlap_seconds: float, sample_rate: int
     return chunk, overlap
 
 
+class NonFiniteEstimate(RuntimeError):
+    """A separation gave NaN or Inf samples (weights out of range, or an input level the network
+    overflows on): a failure of that input, never audio to write or score."""
+
+
+def check_finite(est: np.ndarray, mix: np.ndarray | None = None) -> np.ndarray:
+    """``est`` if all its samples are finite; else raise :class:`NonFiniteEstimate` saying how
+    many are not (and the input's peak, when ``mix`` is given)."""
+    est = np.asarray(est)
+    bad = est.size - int(np.isfinite(est).sum())
+    if bad:
+        peak = f"; input peak {float(np.abs(mix).max()):.3g}" if mix is not None and np.size(mix) else ""
+        raise NonFiniteEstimate(f"the separation gave NaN or Inf samples ({bad} of {est.size}{peak}): "
+                                f"the model's weights or the input's level are out of range")
+    return est
+
+
 def separate_signal(separator, mix: np.ndarray, rate: int, *, chunk_seconds: float = 10.0,
                     overlap_seconds: float = 1.0, batch_size: int = 1,
-                    out_rate: int | None = None) -> np.ndarray:
+                    out_rate: int | None = None, finite: bool = True) -> np.ndarray:
     """Separate one signal given at ``rate`` (numpy in, numpy out: the edge where mono signals
     lose their channel axis): resample to the model's rate, separate in chunks, resample to
     ``out_rate`` (default: ``rate``). mix (N,) -> (K, N') or mix (C, N) -> (K, C, N') float32,
-    with N' = round(N · out_rate / rate)."""
+    with N' = round(N · out_rate / rate). Raises :class:`NonFiniteEstimate` when the estimate
+    has NaN or Inf samples (``finite=False``: returns it as it is, for scoring as degenerate)."""
     from ..storage.audio import resample
 
     model_rate, out_rate = separator.sample_rate, out_rate or rate
@@ -203,4 +253,6 @@ def separate_signal(separator, mix: np.ndarray, rate: int, *, chunk_seconds: flo
     est = est.numpy()  # (K, C, n)
     n_out = int(round(mix.shape[-1] * out_rate / rate))
     est = resample(est.reshape(-1, est.shape[-1]), model_rate, out_rate, length=n_out).reshape(*est.shape[:-1], n_out)
+    if finite:
+        check_finite(est, mix)
     return est[:, 0] if np.ndim(mix) == 1 else est

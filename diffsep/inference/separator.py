@@ -17,6 +17,7 @@ from torch import Tensor
 
 from ..core.normalization import denormalize, normalize
 from ..core.pit import best_permutation
+from ..storage.names import check_plain_names
 
 RESCALE = ("denormalize", "mix_projection", "mix_consistency")
 
@@ -68,6 +69,10 @@ class Separator:
     def __post_init__(self):
         if self.rescale not in RESCALE:
             raise ValueError(f"unknown rescale {self.rescale!r}; valid: {', '.join(RESCALE)}")
+        if self.stems:  # they name output folders: plain names, one per source
+            check_plain_names(self.stems, "source names")
+            if len(self.stems) != self.n_src:
+                raise ValueError(f"source names: {len(self.stems)} names {list(self.stems)} for {self.n_src} sources")
         self.device = torch.device(self.device)
 
     @property

@@ -13,7 +13,7 @@ class AudioError(ValueError):
 
 def audio_info(path) -> tuple[int, int, int]:
     """(sample_rate, frames, channels) from the header, without reading the samples; a truncated
-    WAV is refused here already (its header and its size disagree)."""
+    file is refused here already where its header says so (every container with sizes in it)."""
     import soundfile as sf
 
     path = Path(path)
@@ -23,7 +23,7 @@ def audio_info(path) -> tuple[int, int, int]:
         info = sf.info(os.fsencode(path))
     except Exception as e:
         raise AudioError(f"{path}: unreadable audio ({_first_line(e)})") from None
-    _check_wav_complete(path)
+    _check_complete(path)
     return int(info.samplerate), int(info.frames), int(info.channels)
 
 
@@ -39,10 +39,20 @@ def read_audio(path, *, start: int = 0, frames: int = -1, allow_silent: bool = T
     if not path.is_file():
         raise AudioError(f"{path}: no such file")
     try:
-        x, sr = sf.read(os.fsencode(path), start=start, frames=frames, dtype="float32", always_2d=True)
+        with sf.SoundFile(os.fsencode(path)) as f:
+            declared, sr, estimated = f.frames, f.samplerate, f.format == "MP3"
+            start = min(start, declared)
+            if start:
+                f.seek(start)
+            x = f.read(frames, dtype="float32", always_2d=True)
     except Exception as e:
         raise AudioError(f"{path}: unreadable audio ({_first_line(e)})") from None
-    _check_wav_complete(path)
+    _check_complete(path)
+    wanted = declared - start if frames < 0 else min(frames, declared - start)
+    if x.shape[0] < wanted - (declared // 100 if estimated else 0):
+        # FLAC, MP3: the header's frame count (MP3's an estimate), but fewer frames decode
+        raise AudioError(f"{path}: truncated (the header declares {declared} frames, "
+                         f"{start + x.shape[0]} can be read)")
     x = x.T
     if x.shape[1] == 0:
         raise AudioError(f"{path}: empty audio (0 samples)")
@@ -53,29 +63,17 @@ def read_audio(path, *, start: int = 0, frames: int = -1, allow_silent: bool = T
     return np.ascontiguousarray(x), int(sr)
 
 
-def _check_wav_complete(path: Path) -> None:
-    """Refuse a RIFF/WAVE file whose data chunk is shorter than its header declares (a truncated
-    copy or an interrupted write; libsndfile would silently return the part that is there)."""
-    import struct
+def _check_complete(path: Path) -> None:
+    """Refuse a file whose header declares more audio than the file holds, in any container
+    (recognised by its first bytes, not by its name; see :mod:`diffsep.storage.containers`)."""
+    from .containers import TruncatedError, check_complete
 
-    if path.suffix.lower() != ".wav":
-        return
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return
-        pos = 12
-        while pos + 8 <= size:
-            f.seek(pos)
-            cid, n = struct.unpack("<4sI", f.read(8))
-            if cid == b"data":
-                have = size - pos - 8
-                if n not in (0, 0xFFFFFFFF) and n > have:
-                    raise AudioError(f"{path}: truncated WAV (header declares {n} bytes of audio, "
-                                     f"the file holds {have})")
-                return
-            pos += 8 + n + (n & 1)
+    try:
+        check_complete(path)
+    except TruncatedError as e:
+        raise AudioError(f"{path}: {e}") from None
+    except OSError as e:
+        raise AudioError(f"{path}: unreadable ({_first_line(e)})") from None
 
 
 def _first_line(e: Exception) -> str:

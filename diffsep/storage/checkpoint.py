@@ -73,9 +73,22 @@ def atomic_save(obj: Any, path) -> None:
         torch.save(obj, tmp)
 
 
+def check_state_dict(weights, where) -> dict:
+    """``weights`` if it is a mapping of names to tensors (a state dict); else one CheckpointError."""
+    if not isinstance(weights, dict):
+        raise CheckpointError(f"{where}: its weights are a {type(weights).__name__}, not a mapping of "
+                              f"names to tensors")
+    odd = [k for k, v in weights.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if odd:
+        raise CheckpointError(f"{where}: its weights hold entries that are not named tensors "
+                              f"({', '.join(map(repr, odd[:3]))})")
+    return weights
+
+
 def load_weights(model: torch.nn.Module, weights: dict, where) -> None:
     """load_state_dict with one clear CheckpointError listing missing, unexpected and misshapen
     keys instead of torch's long traceback."""
+    check_state_dict(weights, where)
     own = model.state_dict()
     missing = sorted(set(own) - set(weights))
     unexpected = sorted(set(weights) - set(own))

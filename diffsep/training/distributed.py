@@ -27,12 +27,31 @@ class DistInfo:
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` is CUDA when available, else CPU; ``cuda`` means this process's local GPU."""
+    """``train.device``: ``auto`` is CUDA when available, else CPU; ``cuda`` means this process's
+    local GPU. A name that is no device, or a device this machine lacks, is a ConfigError."""
+    from ..config import ConfigError
+
+    wanted = name
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":
         name = f"cuda:{local_rank}"
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"train.device={wanted!r} is not a device to train on; use auto, cpu, cuda, cuda:N or mps")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device={wanted!r}, but PyTorch finds no CUDA GPU on this machine; "
+                          f"use train.device=cpu (or auto)")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"train.device={wanted!r} names GPU {device.index or 0}, but this machine has "
+                          f"{torch.cuda.device_count()}")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"train.device={wanted!r}, but PyTorch finds no MPS device on this machine; "
+                          f"use train.device=cpu (or auto)")
+    return device
 
 
 def setup(device_kind: str) -> DistInfo:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import math
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +25,13 @@ import torch
 from . import distributed
 from ..config.build import build_datasets, build_family, build_monitor_sets
 from .optimization import amp_dtype, build_ema, build_optimizer, build_scaler, build_scheduler
-from .training_state import (Progress, check_resumable, initial_weights, remove_stale_temporaries,
+from .divergence import NonFiniteSteps, TrainingDiverged, non_finite_tensors
+from .run_lock import RunDirBusy, RunLock
+from .training_state import (Progress, check_resumable, check_same_seed, initial_weights,
                              restore_training_state, resume_checkpoint, training_state)
-from ..storage.checkpoint import atomic_save, load_weights
-from ..config.settings import Config, TrainConfig, to_dict, to_yaml
+from ..storage.atomic import remove_stale_temporaries
+from ..storage.checkpoint import CheckpointError, atomic_save, load_weights
+from ..config.settings import Config, ConfigError, TrainConfig, to_dict, to_yaml
 from ..data import collate
 from ..data.batch_order import GlobalBatchOrder
 from ..core.normalization import normalize
@@ -88,10 +92,15 @@ class Trainer:
 
     def __init__(self, cfg: Config, datasets: tuple | None = None):
         self.cfg, t = cfg, cfg.train
+        if not t.run_dir.strip():
+            raise ConfigError("train.run_dir is empty: name the folder for checkpoints and logs, "
+                              "e.g. train.run_dir=runs/NAME")
         self.amp = amp_dtype(cfg)
         self.dist = distributed.setup(distributed.resolve_device(t.device).type)
         self.device = distributed.resolve_device(t.device, self.dist.local_rank)
         self.run_dir = Path(t.run_dir)
+        if self.dist.is_main:
+            RunLock(self.run_dir).check_free()  # a run directory in use: say so before the set-up
         self.family = build_family(cfg)
         torch.manual_seed(t.seed)  # identical initial weights on every rank
         self.model = self.family.build_model().to(self.device)
@@ -111,6 +120,8 @@ class Trainer:
                              f"{t.accumulate} accumulated batches")
         self.loss_gen = torch.Generator().manual_seed(t.seed)
         self.progress = Progress()
+        self.nonfinite = NonFiniteSteps(t.max_nonfinite)
+        self.last_saved = "none was written"  # the newest checkpoint of this run, for messages
         self.log = RunLog(self.run_dir, enabled=self.dist.is_main)
 
     @property
@@ -118,10 +129,28 @@ class Trainer:
         return self.progress.step
 
     def run(self) -> int:
-        """Train to train.max_steps (or until SIGINT/SIGTERM). Returns the final step."""
+        """Train to train.max_steps (or until SIGINT/SIGTERM), holding the run directory's lock.
+        Returns the final step."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with self._lock():
+            return self._run()
+
+    def _lock(self):
+        """The run directory's lock (:mod:`diffsep.training.run_lock`), held by rank 0; when it
+        cannot be taken every rank stops."""
+        lock, busy = contextlib.nullcontext(), None
+        if self.dist.is_main:
+            try:
+                lock = RunLock(self.run_dir).acquire()
+            except RunDirBusy as e:
+                busy = e
+        if distributed.any_flag(busy is not None, self.dist, self.device):
+            raise busy or RunDirBusy(f"{self.run_dir}: rank 0 could not take the run directory's lock")
+        return lock
+
+    def _run(self) -> int:
         from tqdm import tqdm
 
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         self._resume()
         if self.dist.is_main:
             (self.run_dir / "config.yaml").write_text(to_yaml(self.cfg))
@@ -141,14 +170,21 @@ class Trainer:
             remove_stale_temporaries(self.run_dir)
         found = resume_checkpoint(self.cfg.train, self.run_dir, map_location=self.device)
         if found is None:
+            if self.cfg.train.resume == "auto":
+                self.log.trim(0)  # records of a run killed before its first checkpoint: redone now
             if self.cfg.train.init_from:
                 self._init_from(self.cfg.train.init_from)
             return
         path, ckpt = found
         check_resumable(ckpt, self.cfg, path, self.family.config_sections)
+        check_same_seed(ckpt, self.cfg, path)
         for key in ("model", "ema"):  # checkpoints of an older key layout
             ckpt[key] = self.family.upgrade_weights(self.model, ckpt[key])
         restore_training_state(self, ckpt, path)
+        if non_finite_tensors(self.model, self.ema.module):
+            raise CheckpointError(f"{path}: its weights are not finite; resume from an older checkpoint "
+                                  f"(train.resume=RUN_DIR/step_*.pt) or start over (train.resume=never)")
+        self.last_saved = f"{path} (step {self.progress.step})"
         self.log.trim(self.progress.step)
 
     def _init_from(self, path: str) -> None:
@@ -157,6 +193,10 @@ class Trainer:
         weights = self.family.upgrade_weights(self.model, weights)
         load_weights(self.model, weights, path)
         load_weights(self.ema.module, weights, path)
+        bad = non_finite_tensors(self.model)
+        if bad:
+            raise CheckpointError(f"{path}: train.init_from has non-finite weights ({bad[0]}"
+                                  f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}); no run can start from them")
 
     def _loop(self, signals: StopSignals, bar) -> None:
         t, p = self.cfg.train, self.progress
@@ -173,6 +213,10 @@ class Trainer:
                     todo = after_step(p.step, t, last=last, stop=stop)
                     if todo.log:
                         self.log.write(p.step, {**scalars, "epoch": p.epoch, "time": time.perf_counter() - t0})
+                    if self.nonfinite.in_a_row and self.dist.is_main:
+                        bar.write(f"warning: step {p.step}: loss {scalars['loss']}, gradient norm "
+                                  f"{scalars['grad_norm']}: not finite, update skipped", file=sys.stderr)
+                    self.nonfinite.check(p.step, scalars["loss"], scalars["grad_norm"], self.last_saved)
                     self._checkpoint(todo)
                     if stop or last:
                         return
@@ -215,16 +259,20 @@ class Trainer:
         self.scaler.unscale_(self.opt)
         clip = self.cfg.optim.grad_clip
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip if clip > 0 else math.inf)
-        self.scaler.step(self.opt)
+        loss = distributed.mean_over_ranks(total, self.dist, self.device)
+        skip = self.nonfinite.bad(loss, grad_norm.item(), self.scaler.is_enabled())  # the same on every rank
+        if not skip:
+            self.scaler.step(self.opt)
         self.scaler.update()
         self.opt.zero_grad(set_to_none=True)
         lr = self.opt.param_groups[0]["lr"]  # the lr of this step
         if self.scheduler is not None:
             self.scheduler.after_step()
-        self.ema.update_parameters(self.model)
+        if not skip:
+            self.ema.update_parameters(self.model)
         self.progress.step += 1
-        return {"loss": distributed.mean_over_ranks(total, self.dist, self.device),
-                "grad_norm": grad_norm.item(), "lr": lr}
+        self.nonfinite.record(self.progress.step, skip)
+        return {"loss": loss, "grad_norm": grad_norm.item(), "lr": lr}
 
     def _draws(self, shape):
         """The family's random draws for the global batch (the same generator state on every
@@ -235,6 +283,8 @@ class Trainer:
         return None if draws is None else draws.slice(r * B, (r + 1) * B).to(self.device)
 
     def _checkpoint(self, todo: Actions) -> None:
+        if todo.validate or todo.save:
+            self._check_finite_weights()
         if todo.validate:
             self._validate_and_save()
         elif todo.save:
@@ -258,6 +308,7 @@ class Trainer:
 
     def save(self, best: bool = False) -> None:
         """RUN_DIR/last.pt, best.pt when ``best``, and the last ``keep_last`` step_*.pt."""
+        self._check_finite_weights()  # the same weights on every rank: every rank stops
         if not self.dist.is_main:
             return
         state = training_state(self, to_dict(self.cfg), self.dist.world_size)
@@ -268,3 +319,14 @@ class Trainer:
             atomic_save(state, self.run_dir / f"step_{self.progress.step:08d}.pt")
             for old in sorted(self.run_dir.glob("step_*.pt"))[:-self.cfg.train.keep_last]:
                 old.unlink(missing_ok=True)
+        self.last_saved = f"{self.run_dir / 'last.pt'} (step {self.progress.step})"
+
+    def _check_finite_weights(self) -> None:
+        """Refuse to validate or save weights (or EMA weights) holding NaN / inf: the checkpoints
+        already written stay the last finite ones."""
+        bad = non_finite_tensors(self.model) or [f"EMA {n}" for n in non_finite_tensors(self.ema.module)]
+        if bad:
+            raise TrainingDiverged(f"training diverged: at step {self.progress.step} the weights are not "
+                                   f"finite ({bad[0]}{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}); "
+                                   f"not saved, the last finite checkpoint is kept: {self.last_saved}; "
+                                   f"lower optim.lr or check train.init_from")

@@ -75,6 +75,27 @@ def restore_training_state(run, ckpt: dict, where) -> None:
 
 
 # -- run directories --------------------------------------------------------------------------------
+TRAINING_KEYS = ("optimizer", "scaler", "rng", "ema", "ema_n_averaged", "epoch", "batch_in_epoch", "best")
+
+
+def training_checkpoint(ckpt: dict, where) -> dict:
+    """``ckpt`` if a run can resume from it (a training checkpoint of ours, with every part of
+    :func:`training_state`); else one CheckpointError saying what it is and what to do instead."""
+    if not is_ours(ckpt):
+        raise CheckpointError(f"{where}: not a diffsep training checkpoint, so a run cannot resume from it; "
+                              f"train.resume takes a checkpoint a diffsep training wrote (last.pt, step_*.pt)")
+    missing = [k for k in TRAINING_KEYS if ckpt.get(k) is None]
+    if "exported" in ckpt or "optimizer" in missing:
+        raise CheckpointError(f"{where}: an exported model (weights and config, no optimizer or training "
+                              f"state) cannot be resumed; start a new run from its weights with "
+                              f"train.init_from={where}")
+    if missing:
+        raise CheckpointError(f"{where}: the training state is incomplete (no {', '.join(missing)}), so a "
+                              f"run cannot resume from it; start a new run from its weights with "
+                              f"train.init_from={where}")
+    return ckpt
+
+
 def resume_checkpoint(t: TrainConfig, run_dir: Path, map_location="cpu") -> tuple[Path, dict] | None:
     """The checkpoint to resume from and its contents: ``train.resume`` = auto (RUN_DIR/last.pt
     if present; if it cannot be read, the newest readable RUN_DIR/step_*.pt, with a warning),
@@ -84,7 +105,7 @@ def resume_checkpoint(t: TrainConfig, run_dir: Path, map_location="cpu") -> tupl
     if t.resume != "auto":
         if not Path(t.resume).is_file():
             raise CheckpointError(f"{t.resume}: train.resume names no checkpoint file")
-        return Path(t.resume), safe_load(t.resume, map_location)
+        return Path(t.resume), training_checkpoint(safe_load(t.resume, map_location), t.resume)
     candidates = [run_dir / "last.pt"] if (run_dir / "last.pt").is_file() else []
     candidates += sorted(run_dir.glob("step_*.pt"), reverse=True)
     if not candidates:
@@ -92,7 +113,7 @@ def resume_checkpoint(t: TrainConfig, run_dir: Path, map_location="cpu") -> tupl
     errors = []
     for path in candidates:
         try:
-            ckpt = safe_load(path, map_location)
+            ckpt = training_checkpoint(safe_load(path, map_location), path)
         except CheckpointError as e:
             errors.append(str(e))
             continue
@@ -121,6 +142,16 @@ def check_resumable(ckpt: dict, cfg: Config, where, sections=("model",),
                               f"{hint}")
 
 
+def check_same_seed(ckpt: dict, cfg: Config, where) -> None:
+    """Refuse, in one sentence, to resume a checkpoint written with another ``train.seed``: the data
+    order and crops follow the seed, so the result would be neither run."""
+    seed = ((ckpt.get("config") or {}).get("train") or {}).get("seed")
+    if seed is not None and seed != cfg.train.seed:
+        raise CheckpointError(f"{where}: written with train.seed={seed!r} (configured: {cfg.train.seed!r}); "
+                              f"resume with train.seed={seed!r}, or start a new run (another train.run_dir, "
+                              f"train.resume=never, or train.init_from={where} for its weights)")
+
+
 def initial_weights(path, cfg: Config, sections=("model",)) -> dict:
     """The weights a new run starts from (``train.init_from``): the checkpoint's EMA weights if it
     has them (training checkpoints), else its model weights (exported ones, maybe fp16), as
@@ -131,11 +162,3 @@ def initial_weights(path, cfg: Config, sections=("model",)) -> dict:
     check_resumable(ckpt, cfg, path, sections, hint="train.init_from needs the same model settings")
     weights = ckpt.get("ema") or ckpt["model"]
     return {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
-
-
-def remove_stale_temporaries(run_dir: Path) -> list[Path]:
-    """Temporary files of checkpoint writes a killed run left behind (``.NAME.*.tmp*``)."""
-    stale = [p for p in run_dir.glob(".*.tmp*") if p.is_file()]
-    for p in stale:
-        p.unlink(missing_ok=True)
-    return stale

@@ -38,7 +38,8 @@ def separation_scores(separator, dataset, n_items: int, seed: int) -> dict:
     items = dataset.items[:n_items]
     if not items:
         return {}
-    scores = score_separator(separator, items, crop=dataset.segment, metrics=SCORES, seed=seed)
+    scores = score_separator(separator, items, crop=dataset.segment, metrics=SCORES, seed=seed,
+                             nonfinite_fails=False)
     return {key: scores.mean(key) for key in SCORES}
 
 
