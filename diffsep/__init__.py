@@ -4,6 +4,7 @@ with a Conv-TasNet baseline, in one toolkit for training, separating and evaluat
 The main entry points, imported on first use (``import diffsep`` itself loads nothing heavy)::
 
     import diffsep
+    sources, rate = diffsep.separate_file("mix.wav")      # (K, N) numpy with the bundled default model
     sep = diffsep.load_separator("ckpt.pt")               # our checkpoints, reference ones, hf://
     est = diffsep.separate_signal(sep, mix, rate)          # (K, N) numpy, any rate and length
     scores = diffsep.score_separator(sep, items, metrics=["si_sdr", "pesq"])  # rows and summary
@@ -25,7 +26,8 @@ __version__ = "0.2.0"
 _EXPORTS = {
     "load_separator": "inference.loading", "load_model": "inference.loading",
     "load_trained": "inference.loading", "separate_signal": "inference.loading",
-    "separate": "inference.separator", "load_config": "config", "Trainer": "training.trainer",
+    "separate": "inference.separator", "separate_file": "inference.file_separation",
+    "load_config": "config", "Trainer": "training.trainer",
     "DiffSepSDE": "core.sde", "SpectralUNet": "nets.spectral_unet",
     "Preconditioned": "families.preconditioning", "SamplerSettings": "samplers",
     "sample": "samplers", "score_separator": "evaluation.scoring",

@@ -2,8 +2,13 @@ import math
 import os
 from pathlib import Path
 
-import pytest
-import torch
+# One torch thread per test process (set before torch is imported; changing it later in-process
+# breaks fast_bss_eval's LU solves): the tests' tiny networks gain nothing from a second thread,
+# and with the suite spread over both cores (pytest -n 2) two threads each would oversubscribe them.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 REFERENCE_FIXTURE = Path(os.environ.get("DIFFSEP_REFERENCE_FIXTURE", DATA / "reference_nf16_k2.pt"))

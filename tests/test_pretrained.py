@@ -122,7 +122,9 @@ def test_unknown_model_name_is_one_line_naming_the_bundled_ones(tmp_path, capsys
 def test_demo_command_writes_sources_and_figure_and_scores(tmp_path, capsys):
     out = tmp_path / "demo"
     assert separate_main(["--demo", "-o", str(out), "--model", "convtasnet-small"]) == 0
-    assert {"s1.wav", "s2.wav", "demo.png"} <= {p.name for p in out.iterdir()}
+    assert {"s1.wav", "s2.wav", "demo.png", "report.html"} <= {p.name for p in out.iterdir()}
+    page = (out / "report.html").read_text()  # the listening page: mixture, 2 references, 2 estimates
+    assert page.count("<audio ") == 5 and "convtasnet-small" in page and "si_sdri" in page
     text = capsys.readouterr().out
     gain = float(re.search(r"SI-SDRi (-?[\d.]+) dB", text).group(1))
     d = pretrained.demo()

@@ -13,6 +13,7 @@ which stays the test set of unseen speakers.
 (16 flite and festival voices made from recorded speakers, including festival voices of other
 languages reading the English text) or ``all``. Every other option goes to the generator
 unchanged, except that ``--tr-voices`` defaults to the picked voices and ``--splits`` to ``tr,cv``.
+The generator's synthesis and mixing show progress bars with an ETA (``--quiet``: none).
 """
 from __future__ import annotations
 
@@ -88,6 +89,23 @@ def register_extra(gen) -> list[str]:
     return [v for v in [*EXTRA_FESTIVAL, "flite-rms"] if available(gen.VOICES[v])]
 
 
+def progress_pool(show: bool = True):
+    """A multiprocessing Pool class whose ``map`` shows a progress bar with an ETA on stderr (the
+    generator's long steps, synthesis and mixing, are ``Pool.map`` calls); same results, in order."""
+    from multiprocessing.pool import Pool
+
+    from tqdm import tqdm
+
+    class ProgressPool(Pool):
+        def map(self, func, iterable, chunksize=None):
+            items = list(iterable)
+            done = self.imap(func, items, chunksize or 1)
+            return list(tqdm(done, total=len(items), desc=getattr(func, "__name__", "map"), unit="job",
+                             disable=not show))
+
+    return ProgressPool
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--generator", required=True, help="path of make_corpus.py")
@@ -95,10 +113,12 @@ def main(argv: list[str] | None = None) -> None:
                     help="all free voices; the 72 of the bundled models' first stage (flite, "
                          "festival English voices, espeak-ng variants); or only the voices made "
                          "from recorded speakers (flite, festival)")
+    ap.add_argument("--quiet", action="store_true", help="no progress bars")
     a, rest = ap.parse_known_args(argv)
     # imported by name so that the generator's worker processes can pickle its functions
     sys.path.insert(0, str(Path(a.generator).resolve().parent))
     gen = importlib.import_module(Path(a.generator).stem)
+    gen.Pool = progress_pool(not a.quiet)
     for var, sex in ESPEAK_VARIANTS.items():
         vid = f"esp-{var}"
         if vid not in gen.VOICES:

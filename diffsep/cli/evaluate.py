@@ -10,8 +10,14 @@ Per utterance: SI-SDR, SI-SDRi, SDR, PESQ (nb at 8 kHz, wb at 16 kHz), ESTOI, ST
 stem SDR, SDRi, SI-SDR) after choosing the source permutation by SI-SDR (a model trained in a
 fixed order, e.g. enhancement, is scored in that order; with VoiceBank-DEMAND only the speech is
 scored); --metrics chooses. In (a) files are read at the model's sample rate (resampled if they
-have another). Writes OUT/results.csv, OUT/summary.json and OUT/summary.md. An utterance that
-cannot be scored is reported and skipped; the exit status is then 1.
+have another). Writes OUT/results.csv, OUT/summary.json and OUT/summary.md (and with --report
+OUT/report.html: a page to listen to the best, median and worst utterances, see below). An
+utterance that cannot be scored is reported and skipped; the exit status is then 1.
+
+--report: OUT/report.html and OUT/report_files/ open from a file browser (no network): the summary,
+a sortable per-utterance table, and audio players with spectrograms of the mixture, references and
+estimates of the 3 best, 3 median and 3 worst utterances by SI-SDRi. No estimate is kept while
+scoring: in (a) those utterances are separated again after scoring, with the same seeds.
 """
 from __future__ import annotations
 
@@ -20,7 +26,8 @@ import os
 import sys
 from pathlib import Path
 
-from .common import add_model_args, check_model_args, chunking, error_line, load_separator, positive_int
+from .common import (add_model_args, check_model_args, chunking, error_line, load_separator, positive_int,
+                     prepare_output_folder, worker_count)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,21 +58,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--score-sources", type=positive_int,
                    help="score only the first N sources (vbdemand: 1, the speech)")
     p.add_argument("--limit", type=positive_int, help="evaluate the first N utterances only")
-    p.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1),
+    p.add_argument("--jobs", type=worker_count, default=min(4, os.cpu_count() or 1),
                    help="worker processes for PESQ / STOI (0: in the main process)")
     p.add_argument("--no-perceptual", action="store_true", help="skip PESQ / ESTOI / STOI")
     p.add_argument("--save-examples", type=int, default=0, metavar="N",
                    help="write audio and a spectrogram figure for the first N utterances")
+    p.add_argument("--report", action="store_true",
+                   help="also write OUT/report.html, a listening page (see above)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
 def run(args, report) -> tuple:
-    """(scores, info) of the chosen mode. Raises the library's errors."""
+    """(scores, info, examples) of the chosen mode; the examples load an item again (for the
+    listening report). Raises the library's errors."""
     from ..data.layouts import LayoutError
     from ..evaluation.figures import write_example
     from ..evaluation.folders import folder_examples
-    from ..evaluation.scoring import Scoring, dataset_items, score_estimates, score_separator
+    from ..evaluation.scoring import Scoring, dataset_items, score_estimates, score_separator, separation_examples
 
     def example(i, name, *signals):
         if i < args.save_examples:
@@ -81,15 +91,19 @@ def run(args, report) -> tuple:
         for folder in info.get("unscored_estimates", []):
             print(f"warning: {folder}: more estimate folders than references ({args.ref_dir}); "
                   f"it is not scored", file=sys.stderr)
-        return score_estimates(examples[:args.limit], Scoring(**scoring), **options), info
+        examples = examples[:args.limit]
+        return score_estimates(examples, Scoring(**scoring), **options), info, examples
     if args.data_root is None:
         raise LayoutError("mode (a) needs --data-root")
     separator = load_separator(args)
     items, info = dataset_items(separator, args.data_root, kind=args.dataset, split=args.split,
                                 mode=args.data_mode, mixture=args.mixture, sample_rate=args.data_rate)
-    info = {"mode": "model", "model": args.model, **info}
-    return score_separator(separator, items[:args.limit], separation=chunking(args), seed=args.seed,
-                           **scoring, **options), info
+    info = {"mode": "model", "model": args.model, **info,
+            **({"stems": list(separator.stems)} if getattr(separator, "stems", ()) else {})}
+    items = items[:args.limit]
+    examples = separation_examples(separator, items, separation=chunking(args), seed=args.seed)
+    return score_separator(separator, items, separation=chunking(args), seed=args.seed,
+                           **scoring, **options), info, examples
 
 
 def main(argv=None) -> int:
@@ -109,17 +123,47 @@ def main(argv=None) -> int:
         tqdm.write(f"skipped {name}: {message}", file=sys.stderr)
 
     try:
-        scores, info = run(args, report)
-    except (CheckpointError, ValueError) as e:  # LayoutError, AudioError and unknown metrics too
+        prepare_output_folder(args.out)  # writable? (before any scoring)
+        scores, info, examples = run(args, report)
+    except (CheckpointError, ValueError, OSError) as e:  # LayoutError, AudioError and unknown metrics too
         print(f"error: {error_line(e)}", file=sys.stderr)
         return 2
-    scores.write(args.out, info)
+    try:
+        scores.write(args.out, info)
+    except OSError as e:
+        print(f"error: {error_line(e)}", file=sys.stderr)
+        return 1
+    if args.report:
+        try:
+            write_listening_report(args, scores, info, examples)
+        except OSError as e:
+            print(f"error: {error_line(e)}", file=sys.stderr)
+            return 1
     print(markdown_table(scores.summary), end="")
     rtf = scores.info.get("rtf")
     print(f"{len(scores.rows)} utterance(s) scored, {len(scores.failed)} failed"
           + (f", real-time factor {rtf:.3f}" if rtf is not None else "") + f"; results in {args.out}",
           file=sys.stderr)
     return 1 if scores.failed else 0
+
+
+def write_listening_report(args, scores, info, examples) -> None:
+    """OUT/report.html from the scores, loading the few utterances it plays again (one that fails
+    is reported and left out of the page). Raises OSError when the page cannot be written."""
+    from tqdm import tqdm
+
+    from ..evaluation.report import listening_loader, write_report
+
+    def left_out(name: str, message: str) -> None:
+        tqdm.write(f"report: {name} left out: {message}", file=sys.stderr)
+
+    if not args.quiet:
+        again = "separating again" if args.model is not None else "reading"
+        print(f"report: {again} the best, median and worst utterances", file=sys.stderr)
+    load = listening_loader(examples, scores.info.get("fixed_order", False))
+    path = write_report(args.out, scores.rows, scores.summary, {**scores.info, **info}, load, on_error=left_out,
+                        progress=not args.quiet)
+    print(f"listening report: {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -12,12 +12,43 @@
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from importlib import import_module
 
 # subcommand -> module of diffsep.cli with a main(argv) -> int
 SUBCOMMANDS = {"separate": "separate", "train": "train", "evaluate": "evaluate", "export": "export",
                "curves": "curves", "bench": "benchmarks", "synth": "synth"}
+
+
+class _Parsed(Exception):
+    """Stops a subcommand's main() at its parse_args call (see :func:`build_parser`)."""
+
+
+def build_parser(name: str) -> argparse.ArgumentParser:
+    """The argument parser of subcommand ``name``, built without running it (for checks of the
+    documented command lines, shell completion ...): the module's ``build_parser()`` when it has
+    one, else its ``main`` stopped where it parses its arguments (nothing before that call does
+    any work). ``bench``'s parser holds one sub-parser per benchmark."""
+    from unittest import mock
+
+    module = import_module(f"{__package__}.{SUBCOMMANDS[name]}")
+    if hasattr(module, "build_parser"):
+        return module.build_parser()
+    built = []
+
+    def capture(parser, *args, **kwargs):
+        built.append(parser)
+        raise _Parsed
+
+    with mock.patch.object(argparse.ArgumentParser, "parse_args", capture):
+        try:
+            module.main([])
+        except _Parsed:
+            pass
+    if not built:
+        raise RuntimeError(f"diffsep {name}: main() returned without parsing its arguments")
+    return built[0]
 
 
 def main(argv=None) -> int:

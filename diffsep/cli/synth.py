@@ -16,7 +16,8 @@ def main(argv=None) -> int:
     p.add_argument("--seconds", type=float, default=8.0)
     p.add_argument("--rate", type=int, default=22050)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
-    write_corpus(a.root, a.train, a.test, a.seconds, a.rate, a.seed)
+    write_corpus(a.root, a.train, a.test, a.seconds, a.rate, a.seed, progress=not a.quiet)
     print(f"wrote {a.train} + {a.test} tracks of {a.seconds:g} s at {a.rate} Hz under {a.root}")
     return 0

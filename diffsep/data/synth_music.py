@@ -135,13 +135,17 @@ def make_track(seconds: float, sample_rate: int, seed: int | tuple = 0) -> dict[
     return stems
 
 
-def write_corpus(root: Path, n_train: int, n_test: int, seconds: float, sample_rate: int, seed: int = 0) -> None:
-    """The MUSDB18-HQ layout under ``root`` (float WAV, so the mixture stays the exact sum)."""
+def write_corpus(root: Path, n_train: int, n_test: int, seconds: float, sample_rate: int, seed: int = 0,
+                 progress: bool = False) -> None:
+    """The MUSDB18-HQ layout under ``root`` (float WAV, so the mixture stays the exact sum);
+    ``progress``: a progress bar on stderr."""
+    from tqdm import tqdm
+
     from ..storage.audio import write_audio_group
 
-    for split, count in (("train", n_train), ("test", n_test)):
-        for i in range(count):
-            track = make_track(seconds, sample_rate, seed=(seed, SPLIT_CODE[split], i))
-            folder = Path(root) / split / f"track{i:03d}"
-            folder.mkdir(parents=True, exist_ok=True)
-            write_audio_group([(folder / f"{k}.wav", v) for k, v in track.items()], sample_rate, subtype="FLOAT")
+    tracks = [(split, i) for split, count in (("train", n_train), ("test", n_test)) for i in range(count)]
+    for split, i in tqdm(tracks, desc="synth", unit="track", disable=not progress):
+        track = make_track(seconds, sample_rate, seed=(seed, SPLIT_CODE[split], i))
+        folder = Path(root) / split / f"track{i:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        write_audio_group([(folder / f"{k}.wav", v) for k, v in track.items()], sample_rate, subtype="FLOAT")

@@ -7,7 +7,8 @@ Per item: the estimates are matched to the references by SI-SDR (unless in a fix
 first ``n_scored`` sources are scored, every chosen metric is computed (perceptual ones in worker
 processes). A silent or non-finite estimate is not matched and scores each metric's
 ``degenerate`` value (−inf dB: its eps-regularised SI-SDR would read about 0 dB, the score of the
-unprocessed mixture). An item that cannot be read or separated is reported and skipped.
+unprocessed mixture); a separator's own NaN / Inf estimate fails its item instead (see
+:func:`score_separator`). An item that cannot be read or separated is reported and skipped.
 
 Signals inside: estimates and references (K, C, N), mixtures (C, N); (K, N) and (N,) are taken
 as C = 1.
@@ -243,7 +244,7 @@ def score_separator(separator, items: Sequence, *, crop: int | None = None,
                     fixed_order: bool = False, n_scored: int | None = None, per_source: bool = False,
                     separation: dict | None = None, seed: int = 0, jobs: int = 0,
                     on_error: Callable[[str, str], None] | None = None, on_item: Callable | None = None,
-                    progress: bool = False) -> Scores:
+                    progress: bool = False, nonfinite_fails: bool = True) -> Scores:
     """Separate dataset items with ``separator`` and score the estimates.
 
     Args:
@@ -260,6 +261,9 @@ def score_separator(separator, items: Sequence, *, crop: int | None = None,
         seed: item i is separated with the separator's generator seeded to ``seed + i``, so that
             an item's estimate does not depend on the items before it.
         jobs, on_error, on_item, progress: see :func:`score_estimates`.
+        nonfinite_fails: an item whose estimate has NaN or Inf samples fails (reported through
+            ``on_error``, or raised without it); False: it is scored as degenerate (−inf dB), as
+            training validation does, so that a diverged model is never the best.
 
     Returns: :class:`Scores`; each row also has runtime_s, duration_s, rtf and nfe, and ``info``
     the overall rtf, nfe and the separator's info.
@@ -267,15 +271,25 @@ def score_separator(separator, items: Sequence, *, crop: int | None = None,
     base = dataset_scoring(items, separator)
     scoring = Scoring(tuple(metrics) if metrics is not None else None, perceptual,
                       fixed_order or base.fixed_order, n_scored or base.n_scored, base.stems, per_source)
-    examples = [(item.name, partial(_separated, separator, item, crop, seed + i, separation))
-                for i, item in enumerate(items)]
+    examples = separation_examples(separator, items, crop=crop, seed=seed, separation=separation,
+                                   nonfinite_fails=nonfinite_fails)
     scores = score_estimates(examples, scoring, jobs=jobs, on_error=on_error, on_item=on_item,
                              progress=progress)
     scores.info.update(nfe=getattr(separator, "nfe", 1), **getattr(separator, "info", {}))
     return scores
 
 
-def _separated(separator, item, crop: int | None, seed: int, separation: dict | None) -> tuple:
+def separation_examples(separator, items: Sequence, *, crop: int | None = None, seed: int = 0,
+                        separation: dict | None = None, nonfinite_fails: bool = True) -> list[Example]:
+    """The :data:`Example` s that :func:`score_separator` scores: item i separated (when loaded)
+    with the generator seeded to ``seed + i``; loading one again separates it again, the same way
+    (to listen to a few items after scoring without keeping every estimate)."""
+    return [(item.name, partial(_separated, separator, item, crop, seed + i, separation, nonfinite_fails))
+            for i, item in enumerate(items)]
+
+
+def _separated(separator, item, crop: int | None, seed: int, separation: dict | None,
+               finite: bool = True) -> tuple:
     """An :data:`Example`'s load of one item separated by ``separator``."""
     from ..data.reading import read_item
     from ..inference.loading import separate_signal
@@ -292,7 +306,7 @@ def _separated(separator, item, crop: int | None, seed: int, separation: dict | 
     if cuda:
         torch.cuda.synchronize()
     t0 = time.perf_counter()
-    est = separate_signal(separator, mix, rate, **(separation or {"chunk_seconds": 0.0}))
+    est = separate_signal(separator, mix, rate, finite=finite, **(separation or {"chunk_seconds": 0.0}))
     if cuda:
         torch.cuda.synchronize()
     runtime, duration = time.perf_counter() - t0, mix.shape[-1] / rate
