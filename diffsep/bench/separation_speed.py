@@ -152,17 +152,23 @@ def run_files(args) -> int:
         with tempfile.TemporaryDirectory(prefix="diffsep-bench-") as tmp:
             path = Path(tmp) / "input.wav"
             _write_test_file(path, minutes * 60, rate, channels)
-            queue = ctx.Queue()
-            proc = ctx.Process(target=_one_file, args=(args, path, Path(tmp) / "out", minutes * 60, queue))
-            proc.start()
-            proc.join()
-            if proc.exitcode != 0:
-                print(f"{minutes:7g}m  failed (exit code {proc.exitcode})")
+            r = _in_child(ctx, _one_file, args, path, Path(tmp) / "out", minutes * 60)
+            if isinstance(r, int):
+                print(f"{minutes:7g}m  failed (exit code {r})")
                 return 1
-            r = queue.get()
         print(f"{minutes:7g}m {r['nfe']:5d} {r['time']:8.1f}s {r['rtf']:8.3f} {r['base_mb']:9.0f} "
               f"{r['peak_mb']:9.0f} {r['peak_mb'] - r['base_mb']:9.0f}")
     return 0
+
+
+def _in_child(ctx, target, *args) -> dict | int:
+    """Run ``target(*args, queue)`` in a fresh process (its own peak memory): the dict it puts on
+    the queue, or the process's non-zero exit code."""
+    queue = ctx.Queue()
+    proc = ctx.Process(target=target, args=(*args, queue))
+    proc.start()
+    proc.join()
+    return proc.exitcode if proc.exitcode != 0 else queue.get()
 
 
 def run(args) -> int:
@@ -177,14 +183,10 @@ def run(args) -> int:
           f"batch={args.batch_size} device={args.device}")
     print(f"{'length':>8} {'NFE':>5} {'time':>9} {'RTF':>8} {'base MiB':>9} {'peak MiB':>9} {'peak-base':>9}")
     for seconds in args.lengths:
-        queue = ctx.Queue()
-        proc = ctx.Process(target=_one, args=(args, seconds, queue))
-        proc.start()
-        proc.join()
-        if proc.exitcode != 0:
-            print(f"{seconds:7g}s  failed (exit code {proc.exitcode})")
+        r = _in_child(ctx, _one, args, seconds)
+        if isinstance(r, int):
+            print(f"{seconds:7g}s  failed (exit code {r})")
             return 1
-        r = queue.get()
         print(f"{seconds:7g}s {r['nfe']:5d} {r['time']:8.2f}s {r['rtf']:8.3f} {r['base_mb']:9.0f} "
               f"{r['peak_mb']:9.0f} {r['peak_mb'] - r['base_mb']:9.0f}")
     return 0
