@@ -27,7 +27,7 @@ class SamplerSettings:
     t_eps: float = field(default=0.03, metadata={"gt": 0, "help": "last evaluation time"})
     reference_dt: bool = field(default=False, metadata={"help": "pc: the reference's step 1/N (to reproduce published numbers)"})
     solver: str = field(default="heun", metadata={"choices": ("heun", "euler"), "help": "ODE solver (ode, ddim): heun (second order) or euler (first order)"})
-    eta: float = field(default=0.0, metadata={"range": (0, 1), "help": "ddim: share of fresh noise per step (0: deterministic)"})
+    eta: float = field(default=0.0, metadata={"range": (0, 1), "help": "ddim: DDIM's eta, the stochastic share of each step (0: deterministic, 1: ancestral; solver euler)"})
     init: str = field(default="prior", metadata={"choices": ("prior", "model"), "help": "prior: start at T from mix / K + L_T z; model: from a warm-start estimate"})
     t_start: float = field(default=0.5, metadata={"gt": 0, "help": "warm start: the time the reverse process starts at, from μ_t(ŝ) + L_t z with steps × t_start / T steps"})
 
