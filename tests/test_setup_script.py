@@ -72,3 +72,14 @@ def test_torch_build_follows_the_machine_and_actions_run_the_demo_and_the_suite(
     assert run(tmp_path, "demo") == ["diffsep separate --demo -o out/demo"]
     assert run(tmp_path, "demo", "elsewhere") == ["diffsep separate --demo -o elsewhere"]
     assert run(tmp_path, "test", "-k", "sde") == ["python -m pytest -q -n auto --maxprocesses=4 -k sde"]
+
+
+def test_the_readme_ci_and_make_test_run_one_test_command():
+    """The README's test command is what .ci/run runs and what `tools/setup.sh test` (make test) runs."""
+    import re
+    root = Path(__file__).resolve().parents[1]
+    readme = re.findall(r"^python -m pytest[^\n`]*$", (root / "README.md").read_text(), re.M)
+    ci = [ln.split("#")[0].strip() for ln in (root / ".ci" / "run").read_text().splitlines()
+          if ln.startswith("python -m pytest")]
+    setup = re.findall(r'test\) exec "\$VPY" (-m pytest[^"]*) "\$@"', (root / "tools" / "setup.sh").read_text())
+    assert len(readme) == 1 and ci == readme and setup == [readme[0][len("python "):]]
