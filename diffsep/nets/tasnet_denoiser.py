@@ -5,8 +5,8 @@ It keeps the backbone signature ``net(x_t, t, mix, divisor=None) -> (B, K, N)``;
 means (a data estimate for the ``data`` head, a scaled score for ``score_t`` ...) is the head's,
 see :mod:`diffsep.families.preconditioning`.
 
-    [x_1 .. x_K, mix] (B, K+1, N) -> state encoder (1-D conv, N filters of length L, stride L/2)
-    -> gLN -> bottleneck (B_ch) -> R × X Conv-TasNet blocks, each FiLM-modulated by an embedding
+    [x_1 .. x_K, mix] (B, K+1, N) -> state encoder (1-D conv, N filters of length L, stride L/2,
+    ReLU) -> gLN -> bottleneck (B_ch) -> R × X Conv-TasNet blocks, each FiLM-modulated by an embedding
     of t -> skip sum -> K masks (B, K, N_f, F) on the encoded mixture relu(enc(mix)) (B, N_f, F)
     -> transposed-conv decoder -> (B, K, N), divided by ``divisor`` when one is given.
 
@@ -14,6 +14,11 @@ Time embedding: Gaussian Fourier features of t itself (valid at t = 0) -> two-la
 -> per block a linear map to (scale, shift) of the block's first normalised features (H channels).
 Those maps start at zero, so an untrained network ignores t (FiLM starts as the identity).
 Symbols are Conv-TasNet's (:mod:`diffsep.nets.convtasnet`).
+
+With the x_t columns of the state encoder at zero and FiLM at the identity the network *is* a
+Conv-TasNet of the same sizes, so :func:`load_convtasnet` starts a denoiser from a trained
+separator: it computes that separator's estimate at every t until training teaches it to use x_t
+and t.
 """
 from __future__ import annotations
 
@@ -94,7 +99,7 @@ class TasNetDenoiser(nn.Module):
             raise ValueError(f"mix must be (B, 1, N) = {(Bt, 1, T)}, got {tuple(mix.shape)}")
         t = torch.as_tensor(t, device=x_t.device, dtype=x_t.dtype).expand(Bt)
         pad = encoder_padding(T, self.L)
-        state = self.encoder(nn.functional.pad(torch.cat((x_t, mix), dim=1), pad))  # (B, N, F)
+        state = torch.relu(self.encoder(nn.functional.pad(torch.cat((x_t, mix), dim=1), pad)))  # (B, N, F)
         code = torch.relu(self.mix_encoder(nn.functional.pad(mix, pad)))  # (B, N, F)
         skips = skip_sum(self.blocks, self.bottleneck(self.in_norm(state)), self.films(t))
         masks = activate_masks(self.mask_conv(self.mask_act(skips)).reshape(Bt, K, self.N, -1), self.mask_activation)
@@ -103,3 +108,38 @@ class TasNetDenoiser(nn.Module):
         if divisor is not None:
             out = out / torch.as_tensor(divisor, device=out.device, dtype=out.dtype).reshape(-1, 1, 1)
         return out.to(x_t.dtype)  # under autocast the convolutions may run in reduced precision
+
+
+# Conv-TasNet parameters that the denoiser holds under the same name and shape (the rest: the
+# encoder, which sees the mixture here as its last input channel, and the time embedding)
+SHARED_PREFIXES = ("decoder.", "in_norm.", "bottleneck.", "blocks.", "mask_act.", "mask_conv.")
+
+
+def load_convtasnet(net: TasNetDenoiser, weights: dict[str, Tensor]) -> None:
+    """Set ``net`` from a Conv-TasNet state dict of the same sizes (N, L, B, H, P, X, R, Sc, norm,
+    one audio channel): shared layers copied, the mixture encoder and the mixture column of the state
+    encoder set to the separator's encoder, the x_t columns to zero, FiLM to the identity. Then
+    ``net(x_t, t, mix)`` equals the separator's output for any x_t and t. Raises ValueError naming
+    the first parameter whose shape differs."""
+    own = net.state_dict()
+    enc = weights.get("encoder.weight")
+    if enc is None or enc.shape != own["mix_encoder.weight"].shape:
+        raise ValueError(f"encoder.weight: Conv-TasNet {None if enc is None else tuple(enc.shape)}, "
+                         f"denoiser {tuple(own['mix_encoder.weight'].shape)} (one audio channel, same N and L)")
+    new = {}
+    for k, v in weights.items():
+        if k.startswith(SHARED_PREFIXES):
+            if k not in own or own[k].shape != v.shape:
+                raise ValueError(f"{k}: Conv-TasNet {tuple(v.shape)}, denoiser "
+                                 f"{tuple(own[k].shape) if k in own else 'none'} (same sizes needed)")
+            new[k] = v.to(own[k].dtype)
+    state = torch.zeros_like(own["encoder.weight"])
+    state[:, net.n_src:] = enc.to(state.dtype)
+    new["encoder.weight"], new["mix_encoder.weight"] = state, enc.to(state.dtype)
+    missing = [k for k in own if k.startswith(SHARED_PREFIXES) and k not in new]
+    if missing:
+        raise ValueError(f"{missing[0]}: not in the Conv-TasNet weights (same sizes needed)")
+    for lin in net.film:
+        nn.init.zeros_(lin.weight)
+        nn.init.zeros_(lin.bias)
+    net.load_state_dict(new, strict=False)

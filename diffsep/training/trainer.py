@@ -27,10 +27,11 @@ from ..config.build import build_datasets, build_family, build_monitor_sets
 from .optimization import amp_dtype, build_ema, build_optimizer, build_scaler, build_scheduler
 from .divergence import NonFiniteSteps, TrainingDiverged, non_finite_tensors
 from .run_lock import RunDirBusy, RunLock
-from .training_state import (Progress, check_resumable, check_same_seed, initial_weights,
+from .training_state import (Progress, check_resumable, check_same_seed, initial_weights, separator_start,
                              restore_training_state, resume_checkpoint, training_state)
 from ..storage.atomic import remove_stale_temporaries
 from ..storage.checkpoint import CheckpointError, atomic_save, load_weights
+from ..nets.tasnet_denoiser import load_convtasnet
 from ..config.settings import Config, ConfigError, TrainConfig, to_dict, to_yaml
 from ..data import collate
 from ..data.batch_order import GlobalBatchOrder
@@ -188,7 +189,17 @@ class Trainer:
         self.log.trim(self.progress.step)
 
     def _init_from(self, path: str) -> None:
-        """A new run from another run's (or an exported model's) weights: model and EMA both."""
+        """A new run from another run's (or an exported model's) weights: model and EMA both; a
+        DiffSep model with the tasnet backbone may start from a Conv-TasNet of the same sizes."""
+        separator = separator_start(path, self.cfg)
+        if separator is not None:
+            try:
+                for net in (self.model, self.ema.module):
+                    load_convtasnet(net.net, separator)
+            except ValueError as e:
+                raise CheckpointError(f"{path}: train.init_from: this Conv-TasNet does not fit the "
+                                      f"tasnet backbone: {e}") from None
+            return
         weights = initial_weights(path, self.cfg, self.family.config_sections)
         weights = self.family.upgrade_weights(self.model, weights)
         load_weights(self.model, weights, path)

@@ -152,6 +152,20 @@ def check_same_seed(ckpt: dict, cfg: Config, where) -> None:
                               f"train.resume=never, or train.init_from={where} for its weights)")
 
 
+def separator_start(path, cfg: Config) -> dict | None:
+    """A Conv-TasNet checkpoint's weights (EMA if it has them, float32) when ``train.init_from``
+    names one and the configured model is DiffSep with the ``tasnet`` backbone, which then starts
+    as that separator (:func:`~diffsep.nets.tasnet_denoiser.load_convtasnet`); None otherwise."""
+    model = getattr(cfg, "model", None)
+    if getattr(model, "backbone", None) != "tasnet":
+        return None
+    ckpt = safe_load(path)
+    if not is_ours(ckpt) or ((ckpt.get("config") or {}).get("model") or {}).get("kind") != "convtasnet":
+        return None
+    weights = ckpt.get("ema") or ckpt["model"]
+    return {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
+
+
 def initial_weights(path, cfg: Config, sections=("model",)) -> dict:
     """The weights a new run starts from (``train.init_from``): the checkpoint's EMA weights if it
     has them (training checkpoints), else its model weights (exported ones, maybe fp16), as
