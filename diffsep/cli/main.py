@@ -7,6 +7,7 @@
     diffsep curves runs/a runs/b -o curves.png  validation curves against wall-clock time
     diffsep bench score|train|separate|overfit|gpu   benchmarks that print numbers
     diffsep synth --root data/synth              a synthetic multitrack (music) corpus
+    diffsep corpus --root data/voices ...        build a speech training corpus (Kokoro, realspeech ...)
 
 ``diffsep SUBCOMMAND --help`` lists each one's options; ``python -m diffsep`` is the same command.
 """
@@ -18,7 +19,7 @@ from importlib import import_module
 
 # subcommand -> module of diffsep.cli with a main(argv) -> int
 SUBCOMMANDS = {"separate": "separate", "train": "train", "evaluate": "evaluate", "export": "export",
-               "curves": "curves", "bench": "benchmarks", "synth": "synth"}
+               "curves": "curves", "bench": "benchmarks", "synth": "synth", "corpus": "corpus"}
 
 
 class _Parsed(Exception):
