@@ -46,9 +46,10 @@ def build_datasets(cfg: Config):
     if music_options and not layout.tracks:
         raise ConfigError("data.remix, shift_seconds, channel_swap, sign_flip and gain_range are "
                           f"augmentations of music tracks (musdb layout), not of {d.kind}")
-    if (d.speed_perturb or d.eq_db or d.dm_speaker_weights) and not d.dynamic_mixing:
-        raise ConfigError("data.speed_perturb, eq_db and dm_speaker_weights are augmentations of "
-                          "dynamic mixing: set data.dynamic_mixing=true")
+    voice = d.pitch_semitones or d.vtlp_alpha or d.reverb_prob or d.codec_prob
+    if (d.speed_perturb or d.eq_db or d.dm_speaker_weights or voice) and not d.dynamic_mixing:
+        raise ConfigError("data.speed_perturb, eq_db, pitch_semitones, vtlp_alpha, reverb_prob, codec_prob and "
+                          "dm_speaker_weights are augmentations of dynamic mixing: set data.dynamic_mixing=true")
     items = build_items(d.kind, d.root, d.train_split, **kw)
     if layout.tracks:
         from ..data.music import MusicTrainSet
@@ -66,9 +67,13 @@ def build_datasets(cfg: Config):
                               "and data.segment_seconds > 0")
         if any(f <= 0 for f in d.speed_perturb):
             raise ConfigError(f"data.speed_perturb factors must be > 0, got {d.speed_perturb}")
+        if len(d.reverb_rt60) != 2 or not 0 < d.reverb_rt60[0] <= d.reverb_rt60[1]:
+            raise ConfigError(f"data.reverb_rt60 must be [lo, hi] seconds with 0 < lo <= hi, got {d.reverb_rt60}")
         train = DynamicMixDataset(items, d.kind, cfg.model.n_src, d.sample_rate, seg, seed=cfg.train.seed,
                                   level_db=d.dm_level_db, speeds=d.speed_perturb,
-                                  speaker_weights=d.dm_speaker_weights, eq_db=d.eq_db)
+                                  speaker_weights=d.dm_speaker_weights, eq_db=d.eq_db,
+                                  pitch_semitones=d.pitch_semitones, vtlp_alpha=d.vtlp_alpha,
+                                  reverb_prob=d.reverb_prob, reverb_rt60=d.reverb_rt60, codec_prob=d.codec_prob)
     else:
         train = SeparationDataset(items, d.sample_rate, segment=seg, random_crop=True, seed=cfg.train.seed,
                                   min_samples=int(d.min_seconds * d.sample_rate), pad_to_segment=True,

@@ -46,6 +46,11 @@ class DataConfig:
     speed_perturb: list[float] = field(default_factory=list)  # dynamic mixing: per-source speed factors to draw from, e.g. [0.9, 1.0, 1.1]
     dm_speaker_weights: dict[str, float] = field(default_factory=dict)  # dynamic mixing: {glob of speaker ids: weight} of drawing them (first match; others 1), e.g. {"esp-*": 0.3}
     eq_db: float = field(default=0.0, metadata={"min": 0})  # dynamic mixing: each source through a random smooth EQ of up to ±eq_db dB (0: off)
+    pitch_semitones: float = field(default=0.0, metadata={"range": (0, 12)})  # dynamic mixing: each source's pitch shifted by up to ±this many semitones at constant duration (WSOLA; 0: off)
+    vtlp_alpha: float = field(default=0.0, metadata={"range": (0, 0.5)})  # dynamic mixing: each source's formants moved by a factor drawn in [1 - a, 1 + a], pitch kept (VTLP warp of the LPC envelope; 0: off)
+    reverb_prob: float = field(default=0.0, metadata={"range": (0, 1)})  # dynamic mixing: probability that a source is reverberated in its own random room (the target is the reverberant voice, aligned at the direct path; 0: off)
+    reverb_rt60: list[float] = field(default_factory=lambda: [0.15, 0.6])  # dynamic mixing: the rooms' RT60 is drawn uniformly in [lo, hi] seconds
+    codec_prob: float = field(default=0.0, metadata={"range": (0, 1)})  # dynamic mixing: probability that a source goes through a telephone channel (300-3400 Hz; mu-law, A-law or a GSM-like LPC coder) before mixing (0: off)
     monitor_splits: list[str] = field(default_factory=list)  # more splits separated at every validation (SI-SDRi logged as val_<split>_si_sdri), e.g. [tt]: unseen speakers
     monitor_root: str = ""  # root of the monitor splits (empty: data.root), same layout and kind
     monitor_seconds: float = 4.0  # monitor items are the first N seconds of each mixture (<= 0: whole mixtures)
