@@ -152,6 +152,8 @@ def test_kokoro_voices_hold_out_and_mix():
         assert not held & set(names) and "_" not in v.id
         assert np.isclose(sum(w for _, w in v.params["mix"]), 1.0)
     assert sum(v.family == "kokoro-mix" for v in train) == 3
+    few, _ = cv.kokoro_voices(styles, cv.KOKORO_TT, seed=0, n_stock=2)
+    assert [v.id for v in few] == [v.id for v in train[:2]]  # a smaller choice is a prefix
     assert cv.kokoro_lang("bf_emma") == "en-gb" and cv.kokoro_lang("jf_alpha") == "en-us"
     with pytest.raises(RuntimeError, match="held-out"):
         cv.kokoro_voices(styles, ("af_missing",))

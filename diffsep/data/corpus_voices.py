@@ -127,14 +127,17 @@ def kokoro_lang(stock: str) -> str:
 
 
 def kokoro_voices(styles: dict[str, np.ndarray], held_out=KOKORO_TT, n_mixes: int = 0,
-                  seed: int = 0) -> tuple[list[Voice], list[Voice]]:
-    """(training voices, held-out voices): every stock voice but ``held_out`` for training, plus
-    ``n_mixes`` new voices, each a convex mix of 2 training stock voices' styles with a weight
-    drawn in [0.3, 0.7] (seeded); the held-out stock voices form the test voices."""
+                  seed: int = 0, n_stock: int = 0) -> tuple[list[Voice], list[Voice]]:
+    """(training voices, held-out voices): the stock voices but ``held_out`` in a seeded order (the
+    first ``n_stock`` of it when > 0), plus ``n_mixes`` new voices, each a convex mix of 2 of those
+    stock voices' styles with a weight drawn in [0.3, 0.7] (seeded); the held-out stock voices
+    form the test voices. A larger ``n_stock`` keeps the smaller one's voices."""
     missing = [v for v in held_out if v not in styles]
     if missing:
         raise RuntimeError(f"held-out Kokoro voices not among the stock voices: {', '.join(missing)}")
     train_names = [n for n in sorted(styles) if n not in held_out]
+    train_names = [train_names[i] for i in np.random.default_rng((seed, 29)).permutation(len(train_names))]
+    train_names = train_names[:n_stock] if n_stock > 0 else train_names
 
     def stock(name):
         return Voice(f"kok-{name.replace('_', '-')}", "kokoro", "kokoro", {"mix": [[name, 1.0]]},
