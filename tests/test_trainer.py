@@ -265,3 +265,19 @@ def test_stereo_music_trains_and_validates_on_synthetic_stems(tmp_path, kind):
     assert math.isfinite(rec["val_loss"]) and math.isfinite(rec["val_si_sdri"])
     cfg = safe_load(tmp_path / "run" / "last.pt")["config"]
     assert cfg["model"]["kind"] == kind and cfg["model"]["audio_channels"] == 2
+
+
+def test_monitor_sets_read_other_roots_test_split(data_root, tmp_path):
+    """data.monitor_sets {name: root} monitors each root's test split under its own name, the very
+    items a monitor split of that root gives; a name that is also a monitor split is refused."""
+    from diffsep.config.build import build_monitor_sets
+    from diffsep.config.settings import ConfigError
+
+    cfg = tiny_cfg(data_root, tmp_path / "r", "data.test_split=cv", "data.monitor_splits=[cv]",
+                   f"data.monitor_sets={{other: '{data_root}'}}", "data.monitor_seconds=0")
+    sets = build_monitor_sets(cfg)
+    assert set(sets) == {"cv", "other"}
+    assert [it.name for it in sets["other"].items] == [it.name for it in sets["cv"].items] != []
+    with pytest.raises(ConfigError, match="also data.monitor_splits"):
+        build_monitor_sets(tiny_cfg(data_root, tmp_path / "r", "data.monitor_splits=[cv]",
+                                    f"data.monitor_sets={{cv: '{data_root}'}}"))

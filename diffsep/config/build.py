@@ -85,14 +85,23 @@ def build_datasets(cfg: Config):
 
 
 def build_monitor_sets(cfg: Config) -> dict:
-    """``{split: dataset}`` for ``data.monitor_splits``: fixed crops of ``data.monitor_seconds``
-    from the start of each mixture, read from ``data.monitor_root`` (default ``data.root``)."""
+    """``{name: dataset}`` for ``data.monitor_splits`` (read from ``data.monitor_root``, default
+    ``data.root``) and ``data.monitor_sets`` ({name: root}, each root's test split): fixed crops of
+    ``data.monitor_seconds`` from the start of each mixture."""
     from ..data import SeparationDataset, build_items
+    from ..data.layouts import LAYOUTS
 
     d = cfg.data
     kw = item_options(cfg)
     seg = int(d.monitor_seconds * d.sample_rate) if d.monitor_seconds > 0 else None
-    return {split: SeparationDataset(build_items(d.kind, d.monitor_root or d.root, split, **kw), d.sample_rate,
-                                     segment=seg, random_crop=False, seed=cfg.train.seed,
-                                     channels=cfg.model.audio_channels)
-            for split in d.monitor_splits}
+    clash = sorted(set(d.monitor_sets) & set(d.monitor_splits))
+    if clash:
+        raise ConfigError(f"data.monitor_sets names {', '.join(clash)} are also data.monitor_splits: "
+                          "name them apart (they are logged as val_<name>_si_sdri)")
+    sources = [(split, d.monitor_root or d.root, split) for split in d.monitor_splits]
+    test = d.test_split or LAYOUTS[d.kind].splits["test"]
+    sources += [(name, root, test) for name, root in d.monitor_sets.items()]
+    return {name: SeparationDataset(build_items(d.kind, root, split, **kw), d.sample_rate,
+                                    segment=seg, random_crop=False, seed=cfg.train.seed,
+                                    channels=cfg.model.audio_channels)
+            for name, root, split in sources}

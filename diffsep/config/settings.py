@@ -53,6 +53,7 @@ class DataConfig:
     codec_prob: float = field(default=0.0, metadata={"range": (0, 1)})  # dynamic mixing: probability that a source goes through a telephone channel (300-3400 Hz; mu-law, A-law or a GSM-like LPC coder) before mixing (0: off)
     monitor_splits: list[str] = field(default_factory=list)  # more splits separated at every validation (SI-SDRi logged as val_<split>_si_sdri), e.g. [tt]: unseen speakers
     monitor_root: str = ""  # root of the monitor splits (empty: data.root), same layout and kind
+    monitor_sets: dict[str, str] = field(default_factory=dict)  # more test sets separated at every validation, {name: root} (same layout and kind, the layout's test split), logged as val_<name>_si_sdri, e.g. {libri_tt: PATH/realspeech/libri_tt}
     monitor_seconds: float = 4.0  # monitor items are the first N seconds of each mixture (<= 0: whole mixtures)
     monitor_items: int = field(default=0, metadata={"min": 0})  # monitor splits: separate the first N items (0: all of them; a few items are a noisy estimate)
 
