@@ -8,6 +8,7 @@ from diffsep.storage.checkpoint import CheckpointError
 from diffsep.inference.loading import load_model
 from diffsep.inference.loading import from_reference
 from diffsep.inference.reference import read_reference_config
+from diffsep.nets.inference_path import set_inference_path
 
 
 def _rel_err(out, expected):
@@ -22,6 +23,10 @@ def test_reference_equivalence(reference_fixture, ema, key):
     with torch.no_grad():
         out = model(**reference_fixture["inputs"])
     assert _rel_err(out, reference_fixture["expected"][key]) <= 1e-4
+    # the fast path separators take (channels-last, inference mode) stays within the same tolerance
+    with torch.inference_mode():
+        fast = set_inference_path(model, "fast")(**reference_fixture["inputs"])
+    assert _rel_err(fast, reference_fixture["expected"][key]) <= 1e-4 and not torch.equal(fast, out)
 
 
 def test_reference_converter_reads_its_config_and_picks_ema(reference_fixture):

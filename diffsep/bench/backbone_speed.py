@@ -2,7 +2,8 @@
 several configs, interleaved so that load from other processes hits all of them alike, as ratios.
 Each is given as wall-clock time and as the process's CPU time: on a machine shared with other jobs
 the CPU time of one thread is the steadier measure of work (with several threads it also counts
-their waiting).
+their waiting). The forward pass is timed as separators run it (the fast inference path,
+diffsep/nets/inference_path.py, in inference mode); forward+backward as training runs it.
 
 Example: python -m diffsep.bench backbones --threads 2 --seconds 1.5 4
          (default: configs/small.yaml, NCSN++ nf 16, against configs/tiny_tasnet_data.yaml)
@@ -17,6 +18,7 @@ import torch
 
 from ..config.build import build_model
 from ..config.settings import load_config
+from ..nets.inference_path import FAST, set_inference_path
 
 DEFAULT_CONFIGS = ("configs/small.yaml", "configs/tiny_tasnet_data.yaml")
 
@@ -56,8 +58,8 @@ def interleaved(fns: list, repeat: int) -> tuple[list[list[float]], list[list[fl
 
 
 def _forward(model, x, t, mix):
-    def call():
-        with torch.no_grad():
+    def call():  # as separators run it: the fast path, inference mode
+        with torch.inference_mode():
             model(x, t, mix)
     return call
 
@@ -78,7 +80,7 @@ def run(args) -> int:
         if cfg.model.kind != "diffsep":
             raise SystemExit(f"{path}: a {cfg.model.kind} model; this bench compares DiffSep backbones")
         torch.manual_seed(0)
-        models.append(build_model(cfg))
+        models.append(set_inference_path(build_model(cfg), FAST))  # training steps ignore it
         n = sum(p.numel() for p in models[-1].parameters())
         print(f"[{len(models) - 1}] {path}: {describe_backbone(cfg)}, head {cfg.model.head}, params {n:,}")
     print(f"threads={torch.get_num_threads()} batch={args.batch} repeat={args.repeat} (medians; "

@@ -18,6 +18,7 @@ from ..config.build import build_family, build_model
 from ..storage.bounded_build import build_for_weights
 from ..storage.checkpoint import CheckpointError, check_state_dict, is_ours, load_weights, safe_load
 from ..config.settings import Config, ConfigError, config_from_dict
+from ..nets.inference_path import FAST, set_inference_path
 from .reference import convert_reference, is_reference
 from ..families import FAMILIES
 from .separator import Separator, separate
@@ -77,13 +78,19 @@ def load_model(path_or_ckpt, ema: bool = True) -> nn.Module:
 
 def make_separator(trained: Trained, *, device="cpu", sampler: dict | None = None,
                    rescale: str = "denormalize", seed: int = 0,
-                   warm_start: Trained | None = None) -> Separator:
+                   warm_start: Trained | None = None, inference_path: str = FAST) -> Separator:
     """The separator of a trained network on ``device``; ``sampler`` overrides the sampler
     settings stored with the model (fields of :class:`diffsep.samplers.SamplerSettings`).
 
     ``warm_start``: a discriminative model (Conv-TasNet) whose estimate the diffusion starts from
-    (sampler init "model", from ``t_start``): the separator runs it, then refines its estimate."""
+    (sampler init "model", from ``t_start``): the separator runs it, then refines its estimate.
+
+    ``inference_path``: "fast" (default: NCSN++ channels-last, equal to the reference layout
+    within float32 rounding) or "reference" (exactly the training computation, what the reference
+    fixture pins), set on the networks in place (:mod:`diffsep.nets.inference_path`)."""
+    set_inference_path(trained.model, inference_path)
     if warm_start is not None:
+        set_inference_path(warm_start.model, inference_path)
         check_warm_start(trained, warm_start)
     cfg = with_sampler(trained.config, {**({"init": "model"} if warm_start is not None else {}),
                                         **(sampler or {})})

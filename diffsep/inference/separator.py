@@ -80,12 +80,15 @@ class Separator:
         """Output names: the stems' names, else s1 ... sK."""
         return list(self.stems) if self.stems else [f"s{k + 1}" for k in range(self.n_src)]
 
-    @torch.no_grad()
     def __call__(self, mix: Tensor) -> Tensor:
-        mix = mix.to(self.device, torch.float32)
-        mix_n, _, mean, std = normalize(mix)
-        est = self.estimate(mix_n, self.generator)
-        return rescale(denormalize(est, mean, std), mix, self.rescale)
+        # inference mode: no autograd bookkeeping at all (networks take their fast path, see
+        # diffsep/nets/inference_path.py); the result is cloned out of it into an ordinary tensor
+        # that callers may update in place
+        with torch.inference_mode():
+            mix = mix.to(self.device, torch.float32)
+            mix_n, _, mean, std = normalize(mix)
+            est = rescale(denormalize(self.estimate(mix_n, self.generator), mean, std), mix, self.rescale)
+        return est.clone()
 
 
 # -- chunking ------------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .inference_path import REFERENCE, takes_fast_path
+
 SQRT2 = math.sqrt(2.0)
 
 
@@ -33,6 +35,22 @@ def conv2d(in_ch: int, out_ch: int, kernel: int, init_scale: float = 1.0) -> nn.
     variance_scaling_(conv.weight, init_scale)
     nn.init.zeros_(conv.bias)
     return conv
+
+
+def in_place_ok(inplace: bool, own: Tensor, other: Tensor) -> bool:
+    """Whether ``own + other`` may be written into ``own`` with the same result: when asked to
+    (no autograd) and the sum keeps ``own``'s dtype (under autocast operands may differ)."""
+    return inplace and torch.promote_types(own.dtype, other.dtype) == own.dtype
+
+
+def pointwise(conv: nn.Conv2d, x: Tensor) -> Tensor:
+    """A 1x1 convolution. A channels-last input without autograd (the fast inference path) goes
+    through one matrix product over the channel axis of its (B, H, W, C) view, which keeps the
+    output channels-last (torch's 1x1 convolution of one item on one thread reorders it to NCHW
+    and back). (B, C_in, H, W) -> (B, C_out, H, W)."""
+    if torch.is_grad_enabled() or x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last):
+        return conv(x)
+    return F.linear(x.permute(0, 2, 3, 1), conv.weight.flatten(1), conv.bias).permute(0, 3, 1, 2)
 
 
 def dense(in_dim: int, out_dim: int) -> nn.Linear:
@@ -112,18 +130,26 @@ class ResnetBlockBigGAN(nn.Module):
         self.skip_rescale = skip_rescale
 
     def forward(self, x: Tensor, temb_act: Tensor | None = None) -> Tensor:
-        """temb_act is SiLU(time embedding), computed once per network call."""
-        h = F.silu(self.GroupNorm_0(x))
+        """temb_act is SiLU(time embedding), computed once per network call.
+
+        Without autograd (inference) the block's own intermediate tensors are updated in place:
+        the same operations in the same order, so the same values, with fewer large allocations."""
+        inplace = not torch.is_grad_enabled()
+        h = F.silu(self.GroupNorm_0(x), inplace=inplace)
         if self.up:
             h, x = fir_upsample(h, self.fir_kernel), fir_upsample(x, self.fir_kernel)
         elif self.down:
             h, x = fir_downsample(h, self.fir_kernel), fir_downsample(x, self.fir_kernel)
         h = self.Conv_0(h)
         if temb_act is not None:
-            h = h + self.Dense_0(temb_act)[:, :, None, None]
-        h = self.Conv_1(self.Dropout_0(F.silu(self.GroupNorm_1(h))))
+            bias = self.Dense_0(temb_act)[:, :, None, None]
+            h = h.add_(bias) if in_place_ok(inplace, h, bias) else h + bias
+        h = self.Conv_1(self.Dropout_0(F.silu(self.GroupNorm_1(h), inplace=inplace)))
         if hasattr(self, "Conv_2"):
-            x = self.Conv_2(x)
+            x = pointwise(self.Conv_2, x)
+        if in_place_ok(inplace, h, x):  # h is this block's own tensor; x may be a skip the U-Net holds
+            h = h.add_(x)
+            return h.div_(SQRT2) if self.skip_rescale else h
         return (x + h) / SQRT2 if self.skip_rescale else x + h
 
 
@@ -143,7 +169,8 @@ class NIN(nn.Module):
 class AttnBlock(nn.Module):
     """Single-head self-attention over all H·W positions, residual, divided by √2.
     (B, C, H, W) -> (B, C, H, W). q, k, v are one fused matmul; softmax(q kᵀ / √C) v is computed
-    by torch's fused scaled_dot_product_attention."""
+    by torch's scaled_dot_product_attention (on the fast inference path with a head axis, which
+    selects its fused kernel)."""
 
     def __init__(self, channels: int, skip_rescale: bool = True, init_scale: float = 0.0):
         super().__init__()
@@ -153,6 +180,7 @@ class AttnBlock(nn.Module):
         self.NIN_2 = NIN(channels, channels)
         self.NIN_3 = NIN(channels, channels, init_scale=init_scale)
         self.skip_rescale = skip_rescale
+        self.inference_path = REFERENCE  # fast: one-head 4-D inputs, which torch's fused CPU kernel takes
 
     def forward(self, x: Tensor) -> Tensor:
         B, C, H, W = x.shape
@@ -160,7 +188,10 @@ class AttnBlock(nn.Module):
         w_qkv = torch.cat((self.NIN_0.W, self.NIN_1.W, self.NIN_2.W), dim=1)  # (C, 3C)
         b_qkv = torch.cat((self.NIN_0.b, self.NIN_1.b, self.NIN_2.b))
         q, k, v = torch.addmm(b_qkv, tokens.reshape(-1, C), w_qkv).view(B, H * W, 3, C).unbind(2)
-        h = F.scaled_dot_product_attention(q, k, v)  # (B, HW, C)
+        if takes_fast_path(self):  # (3-D inputs go to the unfused "math" attention, 4-5x slower on CPU)
+            h = F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None])[:, 0]
+        else:
+            h = F.scaled_dot_product_attention(q, k, v)  # (B, HW, C)
         h = torch.addmm(self.NIN_3.b, h.reshape(-1, C), self.NIN_3.W)
         h = h.view(B, H, W, C).permute(0, 3, 1, 2)
         return (x + h) / SQRT2 if self.skip_rescale else x + h
@@ -178,5 +209,5 @@ class Combine(nn.Module):
         self.method = method
 
     def forward(self, pyramid: Tensor, h: Tensor) -> Tensor:
-        p = self.Conv_0(pyramid)
+        p = pointwise(self.Conv_0, pyramid)
         return p + h if self.method == "sum" else torch.cat((p, h), dim=1)

@@ -39,8 +39,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .capture import capture_init
+from .inference_path import REFERENCE, takes_fast_path
 from .layers import (AttnBlock, Combine, GaussianFourierProjection, ResnetBlockBigGAN, conv2d, dense,
-                     fir_downsample, fir_upsample, group_norm)
+                     fir_downsample, fir_upsample, group_norm, pointwise)
 
 PAPER_CH_MULT = (1, 1, 2, 2, 2, 2, 2)
 TIME_EMBEDDINGS = ("log_t", "t")  # what the Fourier embedding reads: log t (the paper) | t (valid at t = 0)
@@ -89,6 +90,7 @@ class NCSNpp(nn.Module):
             raise ValueError(f"unknown time_embedding {time_embedding!r}; valid: {', '.join(TIME_EMBEDDINGS)}")
         self.time_embedding = time_embedding
         self.fir_kernel = tuple(fir_kernel)
+        self.inference_path = REFERENCE  # without gradients: reference (NCHW) | fast (channels-last); nets/inference_path.py
         resolutions = [image_size // 2 ** i for i in range(self.num_levels)]
         self.attn_levels = frozenset(i for i, r in enumerate(resolutions) if r in attn_resolutions)
         temb_dim = 4 * nf
@@ -161,6 +163,8 @@ class NCSNpp(nn.Module):
         temb_act = F.silu(self.temb.dense_1(F.silu(temb)))  # every block uses SiLU(temb)
         if not self.centered:
             x = 2.0 * x - 1.0
+        if takes_fast_path(self) and x.device.type == "cpu":  # channels-last: oneDNN skips its reorders
+            x = x.contiguous(memory_format=torch.channels_last)
         pyramid_in = x
         hs = [self.conv_in(x)]
         for lv in self.down:
@@ -178,13 +182,13 @@ class NCSNpp(nn.Module):
                 h = block(torch.cat((h, hs.pop()), dim=1), temb_act)
             if hasattr(lv, "attn"):
                 h = lv.attn(h)
-            p = lv.conv(F.silu(lv.norm(h)))
+            p = lv.conv(F.silu(lv.norm(h), inplace=not torch.is_grad_enabled()))  # GN's own output
             pyramid = p if pyramid is None else fir_upsample(pyramid, self.fir_kernel) + p
             if hasattr(lv, "upsample"):
                 h = lv.upsample(h, temb_act)
         if divisor is not None:
             pyramid = pyramid / divisor.to(pyramid.dtype).reshape(-1, 1, 1, 1)
-        return self.output_layer(pyramid)
+        return pointwise(self.output_layer, pyramid).contiguous()
 
 
 def rename_reference_keys(state: dict, names: list[str]) -> dict:
