@@ -26,3 +26,18 @@ def test_command_writes_the_figure_and_refuses_a_folder_without_metrics(tmp_path
     assert main([str(run), "-o", str(tmp_path / "c.png")]) == 0
     assert (tmp_path / "c.png").stat().st_size > 1000 and "3.00" in capsys.readouterr().out
     assert main([str(tmp_path), "-o", str(tmp_path / "d.png")]) == 2
+
+
+def test_stages_join_end_to_end(tmp_path, capsys):
+    """A+B: the second stage's minutes and steps follow the first stage's last training record."""
+    from diffsep.evaluation.learning_curves import read_stages
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    _write(a, [{"step": 10, "loss": 1, "time": 60.0}, {"step": 10, "val_si_sdri": 1.0},
+               {"step": 20, "loss": 1, "time": 180.0}])
+    _write(b, [{"step": 5, "loss": 1, "time": 120.0}, {"step": 5, "val_si_sdri": 2.0}])
+    c = read_stages([a, b], ["val_si_sdri"])
+    assert c["val_si_sdri"] == [(1.0, 10, 1.0), (5.0, 25, 2.0)]
+    assert main([f"{a}+{b}", "-o", str(tmp_path / "s.png")]) == 0
+    assert "a+b val_si_sdri: 1 min 1.00, 5 min 2.00" in capsys.readouterr().out
+    assert main([f"{a}+{tmp_path / 'none'}", "-o", str(tmp_path / "t.png")]) == 2

@@ -1,12 +1,13 @@
 """diffsep curves RUN... -o OUT.png: validation curves of runs against wall-clock time (the figure's
-format follows OUT's suffix: .png, .jpg, .pdf, .svg ...)."""
+format follows OUT's suffix: .png, .jpg, .pdf, .svg ...). RUN_A+RUN_B+...: one curve of a model
+trained in stages (each run started from the previous one's weights), joined end to end."""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-from ..evaluation.learning_curves import curves_figure, read_curves
+from ..evaluation.learning_curves import curves_figure, read_stages
 from .common import error_line
 
 
@@ -29,7 +30,7 @@ def main(argv=None) -> int:
     from ..evaluation.figures import figure_format
 
     p = argparse.ArgumentParser(prog="diffsep curves", description=__doc__)
-    p.add_argument("runs", nargs="+", type=Path, help="run folders (with metrics.jsonl)")
+    p.add_argument("runs", nargs="+", type=Path, help="run folders (with metrics.jsonl); A+B+...: stages of one model")
     p.add_argument("-o", "--out", type=Path, required=True,
                    help="figure to write (PNG; .jpg, .pdf, .svg ... by the suffix)")
     p.add_argument("--keys", nargs="+", default=["val_si_sdri"], help="logged scalars to plot")
@@ -43,11 +44,15 @@ def main(argv=None) -> int:
         p.error(f"argument -o/--out: {e}")
     runs = {}
     for run, label in zip(args.runs, run_labels(args.runs)):
-        if not (run / "metrics.jsonl").is_file():
-            print(f"error: {run}: no metrics.jsonl", file=sys.stderr)
+        stages = [Path(part) for part in str(run).split("+")]
+        if len(stages) > 1:
+            label = "+".join(st.name for st in stages)
+        missing = [st for st in stages if not (st / "metrics.jsonl").is_file()]
+        if missing:
+            print(f"error: {missing[0]}: no metrics.jsonl", file=sys.stderr)
             return 2
         try:
-            runs[label] = read_curves(run, args.keys)
+            runs[label] = read_stages(stages, args.keys)
         except (ValueError, OSError) as e:
             print(f"error: {run / 'metrics.jsonl'}: unreadable ({error_line(e)})", file=sys.stderr)
             return 2

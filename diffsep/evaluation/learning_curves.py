@@ -3,6 +3,8 @@
     diffsep curves runs/small runs/convtasnet_small -o docs/curves.png \
         --keys val_si_sdri val_tt_si_sdri
 
+``RUN_A+RUN_B`` joins the stages of a model trained in steps (:func:`read_stages`).
+
 Training records carry ``time`` (seconds since the process started; a resumed run starts again at
 0, so times are accumulated across restarts); validation records are placed at the time of the
 training record of the same or the nearest earlier step.
@@ -33,6 +35,36 @@ def read_curves(run_dir: Path, keys: list[str]) -> dict[str, list[tuple[float, i
                 seconds = clock[steps[i - 1]] if i else 0.0
                 out[k].append((seconds / 60, r["step"], float(r[k])))
     return {k: v for k, v in out.items() if v}
+
+
+def read_stages(run_dirs: list[Path], keys: list[str]) -> dict[str, list[tuple[float, int, float]]]:
+    """:func:`read_curves` of runs that continue one another (each started from the previous one's
+    weights, ``train.init_from``), joined end to end: each stage's minutes and steps follow the
+    previous stage's last training record."""
+    out: dict[str, list] = {k: [] for k in keys}
+    minutes, steps = 0.0, 0
+    for run in run_dirs:
+        curves = read_curves(run, keys)
+        for k, points in curves.items():
+            out[k] += [(m + minutes, st + steps, v) for m, st, v in points]
+        records = [json.loads(ln) for ln in (Path(run) / "metrics.jsonl").read_text().splitlines() if ln]
+        timed = read_curves_clock(records)
+        if timed:
+            minutes += timed[-1][0]
+            steps += timed[-1][1]
+    return {k: v for k, v in out.items() if v}
+
+
+def read_curves_clock(records: list[dict]) -> list[tuple[float, int]]:
+    """[(minutes, step)] of the training records, with times accumulated across restarts."""
+    out, offset, last_time = [], 0.0, 0.0
+    for r in records:
+        if "time" in r:
+            if r["time"] < last_time:
+                offset += last_time
+            last_time = r["time"]
+            out.append(((offset + r["time"]) / 60, r["step"]))
+    return out
 
 
 def curves_figure(path: Path, runs: dict[str, dict], title: str = "") -> None:
