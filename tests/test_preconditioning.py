@@ -142,7 +142,7 @@ def test_the_older_output_scale_key_still_names_the_head():
         load_config(None, ["model.output_scale=t", "model.head=data"])
     with pytest.raises(ValueError, match="valid: score_t, score_sqrt_t, data, v"):
         Preconditioned(Fixed(lambda x, t, m: x), "eps", DiffSepSDE(2))
-    bundled = pretrained.bundled_models()[pretrained.default_model_name()]
+    bundled = pretrained.bundled_models()["diffsep-small"]
     assert load_model(bundled.path).head == "score_sqrt_t"  # written with output_scale: sqrt_t
 
 

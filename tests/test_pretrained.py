@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from diffsep import separate_file
 from diffsep.inference import pretrained
 from diffsep.storage.audio import read_audio
 from diffsep.storage.checkpoint import is_ours, safe_load
@@ -25,7 +26,7 @@ SI_SDRI = Scoring(metrics=("si_sdri",))
 def test_index_lists_loadable_fp16_models_with_cards_and_a_bundled_partner():
     models = pretrained.bundled_models()
     assert pretrained.default_model_name() == next(iter(models))
-    assert models[pretrained.default_model_name()].family == "diffsep"
+    assert {m.family for m in models.values()} >= {"diffsep", "convtasnet"}
     total = 0
     for m in models.values():
         ckpt = safe_load(m.path)
@@ -95,12 +96,12 @@ def test_bundled_models_separate_the_demo_as_their_cards_say(name):
     assert stated > 0 and gain == pytest.approx(stated, abs=DEMO_TOLERANCE_DB)
 
 
-def test_bundled_settings_are_used_and_can_be_overridden():
-    name = pretrained.default_model_name()
+@pytest.mark.parametrize("name", ["diffsep-small", "diffsep-tasnet"])
+def test_bundled_settings_are_used_and_can_be_overridden(name):
     entry = pretrained.bundled(name)
     sep = load_separator(name, device="cpu")
     assert ("warm_start" in sep.info) == bool(entry.warm_start)
-    alone = load_separator(name, device="cpu", warm_start=False, sampler={"kind": "ode", "steps": 2})
+    alone = load_separator(name, device="cpu", warm_start=False, sampler={"kind": "ode", "steps": 2, "solver": "heun"})
     assert "warm_start" not in alone.info and alone.nfe == 3  # Heun: 2 steps, the last one Euler
 
 
@@ -136,9 +137,11 @@ def test_demo_command_writes_sources_and_figure_and_scores(tmp_path, capsys):
 
 def test_separate_without_model_uses_the_bundled_default(tmp_path):
     out = tmp_path / "o"
-    assert separate_main([str(pretrained.demo().mix), "-o", str(out), "--quiet", "--warm-start", "none",
-                          "--steps", "2"]) == 0
+    assert separate_main([str(pretrained.demo().mix), "-o", str(out), "--quiet"]) == 0
     assert (out / "s1" / "mix.wav").is_file() and (out / "s2" / "mix.wav").is_file()
+    expected, _ = separate_file(str(pretrained.demo().mix), model=pretrained.default_model_name())
+    np.testing.assert_allclose(read_audio(out / "s1" / "mix.wav")[0][0], np.asarray(expected)[0].reshape(-1),
+                               atol=1e-6)
 
 
 def test_demo_and_inputs_are_exclusive(tmp_path):
