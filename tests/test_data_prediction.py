@@ -139,3 +139,13 @@ def test_unrolling_needs_the_sampler_it_is_tuned_for():
     with pytest.raises(ConfigError, match="loss.objective"):
         tiny_config(objective="elbo")
     assert set(WEIGHTS) == {"one", "snr_plus_one", "min_snr"}
+
+
+def test_a_model_tuned_through_the_sampler_separates_with_any_sampler():
+    """loss.unroll_steps ties training to its sampler; separating may still choose another one."""
+    from diffsep.inference.loading import with_sampler
+
+    cfg = tiny_config(unroll_steps=2)
+    other = with_sampler(cfg, {"steps": 5})
+    assert other.sampler.steps == 5 and other.loss.unroll_steps == 0
+    assert with_sampler(cfg, {}).loss.unroll_steps == 2

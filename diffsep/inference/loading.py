@@ -156,6 +156,9 @@ def with_sampler(config: Config, overrides: dict) -> Config:
                              f"{sorted(overrides)} do not apply")
         return config
     updated = dataclasses.replace(config, **{section: getattr(config, section).updated(**overrides)})
+    loss = getattr(updated, "loss", None)
+    if overrides and getattr(loss, "unroll_steps", 0):  # training's tie to the tuned sampler: not for separating
+        updated = dataclasses.replace(updated, loss=dataclasses.replace(loss, unroll_steps=0))
     FAMILIES[config.model.kind].check(updated)  # values that are wrong together (t_start beyond T ...)
     return updated
 
