@@ -30,6 +30,14 @@ def assert_quiet_has_no_bar(err: str):
     assert "%|" not in err and "it/s" not in err and "\r" not in err, err
 
 
+def assert_progress(err: str, quiet: bool, bars: dict[str, int]):
+    """No bar at all with --quiet; else exactly ``bars`` ({description: total}) finished."""
+    if quiet:
+        assert_quiet_has_no_bar(err)
+    else:
+        assert finished_bars(err) == bars
+
+
 @pytest.mark.parametrize("quiet", [False, True])
 def test_evaluate_progress(tmp_path, capsys, quiet):
     from diffsep.cli.evaluate import main
@@ -38,10 +46,8 @@ def test_evaluate_progress(tmp_path, capsys, quiet):
     assert main(["--est-dir", str(tmp_path / "est"), "--ref-dir", str(tmp_path / "ref"), "--out",
                  str(tmp_path / "res"), "--no-perceptual", "--report"] + ["--quiet"] * quiet) == 0
     err = capsys.readouterr().err
-    if quiet:
-        assert_quiet_has_no_bar(err)
-    else:  # scoring, then loading the items the listening report plays
-        assert finished_bars(err) == {"evaluate": 3, "report": 3}
+    # scoring, then loading the items the listening report plays
+    assert_progress(err, quiet, {"evaluate": 3, "report": 3})
 
 
 class StubSeparator:
@@ -59,10 +65,7 @@ def test_folder_separation_progress(tmp_path, capsys, monkeypatch, quiet):
     assert separate.main([str(tmp_path / "in" / "mix"), "-o", str(tmp_path / "out"), "--model", "stub"]
                          + ["--quiet"] * quiet) == 0
     err = capsys.readouterr().err
-    if quiet:
-        assert_quiet_has_no_bar(err)
-    else:
-        assert finished_bars(err) == {"separate": 3}
+    assert_progress(err, quiet, {"separate": 3})
 
 
 @pytest.mark.parametrize("quiet", [False, True])
@@ -72,10 +75,7 @@ def test_synth_corpus_progress(tmp_path, capsys, quiet):
     assert main(["--root", str(tmp_path / "c"), "--train", "2", "--test", "1", "--seconds", "0.3",
                  "--rate", "8000"] + ["--quiet"] * quiet) == 0
     err = capsys.readouterr().err
-    if quiet:
-        assert_quiet_has_no_bar(err)
-    else:
-        assert finished_bars(err) == {"synth": 3}
+    assert_progress(err, quiet, {"synth": 3})
 
 
 @pytest.mark.parametrize("quiet", [False, True])
@@ -89,10 +89,7 @@ def test_merge_corpora_progress(tmp_path, capsys, quiet):
     tool("merge_corpora").main([str(root), "--out", str(tmp_path / "out"), "--splits", "tr"]
                                + ["--quiet"] * quiet)
     err = capsys.readouterr().err
-    if quiet:
-        assert_quiet_has_no_bar(err)
-    else:
-        assert finished_bars(err) == {"merge": 2}
+    assert_progress(err, quiet, {"merge": 2})
 
 
 FAKE_GENERATOR = '''
@@ -131,7 +128,4 @@ def test_free_corpus_shows_the_generators_progress(tmp_path, capsys, monkeypatch
     tool("make_free_corpus").main(["--generator", str(gen)] + ["--quiet"] * quiet)
     captured = capsys.readouterr()
     assert "results [0, 2, 4, 6]" in captured.out  # the generator's results, in order
-    if quiet:
-        assert_quiet_has_no_bar(captured.err)
-    else:
-        assert finished_bars(captured.err) == {"double": 4}
+    assert_progress(captured.err, quiet, {"double": 4})

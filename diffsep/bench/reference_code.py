@@ -14,7 +14,7 @@ what it needs and the toolkit does not install:
   path never calls them (``upfirdn2d`` runs its native PyTorch version on CPU), so the build is
   replaced by a placeholder while the code is imported.
 
-Real torchaudio / hydra are used when installed. Weights go from our
+A real hydra is used when installed; torchaudio is always the stand-in. Weights go from our
 :class:`~diffsep.nets.spectral_unet.SpectralUNet` to the reference's flat ``all_modules.<i>``
 layout through :meth:`~diffsep.nets.ncsnpp.NCSNpp.reference_module_names` (the inverse of the
 checkpoint converter), so both networks compute the same function on the same weights.
@@ -84,14 +84,12 @@ def _instantiate(cfg, **kwargs):
 
 
 def _stand_ins() -> dict[str, types.ModuleType]:
-    """Modules to put in sys.modules for whatever of torchaudio / hydra is not installed."""
-    mods = {}
-    try:
-        importlib.import_module("torchaudio")
-    except ImportError:
-        ta, tr = types.ModuleType("torchaudio"), types.ModuleType("torchaudio.transforms")
-        tr.Spectrogram, tr.InverseSpectrogram, ta.transforms = _Spectrogram, _InverseSpectrogram, tr
-        mods.update({"torchaudio": ta, "torchaudio.transforms": tr})
+    """Modules to put in sys.modules: the torchaudio stand-in, and hydra's when it is not installed."""
+    # torchaudio: always the stand-in, never the package (its wheels fail to import against a
+    # CPU-only torch, and not with an ImportError; DESIGN.md §5)
+    ta, tr = types.ModuleType("torchaudio"), types.ModuleType("torchaudio.transforms")
+    tr.Spectrogram, tr.InverseSpectrogram, ta.transforms = _Spectrogram, _InverseSpectrogram, tr
+    mods = {"torchaudio": ta, "torchaudio.transforms": tr}
     try:
         importlib.import_module("hydra.utils")
     except ImportError:

@@ -156,9 +156,14 @@ def run_files(args) -> int:
             if isinstance(r, int):
                 print(f"{minutes:7g}m  failed (exit code {r})")
                 return 1
-        print(f"{minutes:7g}m {r['nfe']:5d} {r['time']:8.1f}s {r['rtf']:8.3f} {r['base_mb']:9.0f} "
-              f"{r['peak_mb']:9.0f} {r['peak_mb'] - r['base_mb']:9.0f}")
+        _print_row(f"{minutes:7g}m", r, 1)
     return 0
+
+
+def _print_row(label: str, r: dict, time_decimals: int) -> None:
+    """One table row of a measurement ``r`` (nfe, time, rtf, base_mb, peak_mb)."""
+    print(f"{label} {r['nfe']:5d} {r['time']:8.{time_decimals}f}s {r['rtf']:8.3f} {r['base_mb']:9.0f} "
+          f"{r['peak_mb']:9.0f} {r['peak_mb'] - r['base_mb']:9.0f}")
 
 
 def _in_child(ctx, target, *args) -> dict | int:
@@ -187,6 +192,5 @@ def run(args) -> int:
         if isinstance(r, int):
             print(f"{seconds:7g}s  failed (exit code {r})")
             return 1
-        print(f"{seconds:7g}s {r['nfe']:5d} {r['time']:8.2f}s {r['rtf']:8.3f} {r['base_mb']:9.0f} "
-              f"{r['peak_mb']:9.0f} {r['peak_mb'] - r['base_mb']:9.0f}")
+        _print_row(f"{seconds:7g}s", r, 2)
     return 0

@@ -31,7 +31,7 @@ from typing import Callable
 import numpy as np
 
 from ..storage.atomic import write_text_atomic
-from ..storage.audio import read_audio, resample, write_audio_group
+from ..storage.audio import audio_info, read_audio, resample, write_audio_group
 from .corpus_text import sentences
 from .corpus_voices import Voice
 
@@ -124,9 +124,7 @@ def make_utterances(root: Path, voices: list[Voice], engines: dict[str, object],
                     y, sr = audio
                 y = resample(y[None], sr, rate)[0]
                 write_audio_group([(path, y)], rate, subtype="PCM_16")
-            import soundfile as sf
-
-            frames = sf.info(str(path)).frames
+            frames = audio_info(path)[1]
             rows.append({"id": uid, "voice": v.id, "family": v.family, "text": text,
                          "seconds": round(frames / rate, 3), "path": str(path.relative_to(root))})
         if progress:
@@ -177,7 +175,7 @@ def random_pairs(rows: list[dict], n: int, rng: np.random.Generator) -> list[tup
         b = pool.pop(others[int(rng.integers(len(others)))])
         pairs.append((a, b))
         if len({r["voice"] for r in pool}) < 2 and len(pairs) < n:
-            pool = [r for r in rows]
+            pool = list(rows)
     return pairs
 
 

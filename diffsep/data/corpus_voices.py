@@ -199,14 +199,14 @@ class CommandEngine:
         self.family = family
 
     def synth(self, voice: Voice, text: str) -> tuple[np.ndarray, int]:
-        import soundfile as sf
+        from ..storage.audio import read_audio
 
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "say.wav"
             argv = [a.format(voice=voice.params["name"], text=text, out=out) for a in COMMANDS[self.family]]
             subprocess.run(argv, check=True, capture_output=True, timeout=120)
-            audio, rate = sf.read(out, dtype="float32", always_2d=True)
-        return audio.mean(1), rate
+            audio, rate = read_audio(out)  # (C, N)
+        return audio.mean(0), rate
 
 
 def command_voices(family: str, names: list[str], prefix: str) -> list[Voice]:

@@ -16,9 +16,12 @@ import json
 from pathlib import Path
 
 
-def read_curves(run_dir: Path, keys: list[str]) -> dict[str, list[tuple[float, int, float]]]:
-    """{key: [(minutes, step, value), ...]} for every key the run logged."""
-    records = [json.loads(ln) for ln in (Path(run_dir) / "metrics.jsonl").read_text().splitlines() if ln]
+def _records(run_dir: Path) -> list[dict]:
+    return [json.loads(ln) for ln in (Path(run_dir) / "metrics.jsonl").read_text().splitlines() if ln]
+
+
+def _clock(records: list[dict]) -> dict[int, float]:
+    """{step: seconds} of the training records, with times accumulated across restarts."""
     clock, offset, last_time = {}, 0.0, 0.0
     for r in records:
         if "time" in r:
@@ -26,6 +29,10 @@ def read_curves(run_dir: Path, keys: list[str]) -> dict[str, list[tuple[float, i
                 offset += last_time
             last_time = r["time"]
             clock[r["step"]] = offset + r["time"]
+    return clock
+
+
+def _curves(records: list[dict], clock: dict[int, float], keys: list[str]) -> dict[str, list]:
     steps = sorted(clock)
     out: dict[str, list] = {k: [] for k in keys}
     for r in records:
@@ -37,6 +44,12 @@ def read_curves(run_dir: Path, keys: list[str]) -> dict[str, list[tuple[float, i
     return {k: v for k, v in out.items() if v}
 
 
+def read_curves(run_dir: Path, keys: list[str]) -> dict[str, list[tuple[float, int, float]]]:
+    """{key: [(minutes, step, value), ...]} for every key the run logged."""
+    records = _records(run_dir)
+    return _curves(records, _clock(records), keys)
+
+
 def read_stages(run_dirs: list[Path], keys: list[str]) -> dict[str, list[tuple[float, int, float]]]:
     """:func:`read_curves` of runs that continue one another (each started from the previous one's
     weights, ``train.init_from``), joined end to end: each stage's minutes and steps follow the
@@ -44,27 +57,14 @@ def read_stages(run_dirs: list[Path], keys: list[str]) -> dict[str, list[tuple[f
     out: dict[str, list] = {k: [] for k in keys}
     minutes, steps = 0.0, 0
     for run in run_dirs:
-        curves = read_curves(run, keys)
-        for k, points in curves.items():
+        records = _records(run)
+        clock = _clock(records)
+        for k, points in _curves(records, clock, keys).items():
             out[k] += [(m + minutes, st + steps, v) for m, st, v in points]
-        records = [json.loads(ln) for ln in (Path(run) / "metrics.jsonl").read_text().splitlines() if ln]
-        timed = read_curves_clock(records)
-        if timed:
-            minutes += timed[-1][0]
-            steps += timed[-1][1]
+        if clock:
+            last = max(clock)
+            minutes, steps = minutes + clock[last] / 60, steps + last
     return {k: v for k, v in out.items() if v}
-
-
-def read_curves_clock(records: list[dict]) -> list[tuple[float, int]]:
-    """[(minutes, step)] of the training records, with times accumulated across restarts."""
-    out, offset, last_time = [], 0.0, 0.0
-    for r in records:
-        if "time" in r:
-            if r["time"] < last_time:
-                offset += last_time
-            last_time = r["time"]
-            out.append(((offset + r["time"]) / 60, r["step"]))
-    return out
 
 
 def curves_figure(path: Path, runs: dict[str, dict], title: str = "") -> None:
