@@ -54,3 +54,25 @@ def test_export_command_writes_a_smaller_file_and_reports_it(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "diffsep", "export", str(tmp_path / "nope.pt"), str(out)],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "nope.pt" in bad.stderr
+
+
+def test_export_keeps_no_path_of_the_training_machine(tmp_path):
+    """Data folders are cleared, monitor sets dropped, absolute run and checkpoint paths cut to
+    their names (POSIX and Windows alike), relative ones kept; the model still loads."""
+    path = make_tiny_checkpoint(tmp_path / "full.pt")
+    full = safe_load(path)
+    full["config"]["data"].update(root="/home/a/corpus", monitor_root="/home/a/shared/corpus",
+                                  monitor_sets={"libri_tt": "/home/a/realspeech/libri_tt"})
+    full["config"].setdefault("train", {}).update(run_dir="/home/a/runs/ctn5", init_from="C:\\runs\\stage4\\last.pt",
+                                   resume="auto", val_warm_start="convtasnet-voices")
+    small = exported(full)
+    data, train = small["config"]["data"], small["config"]["train"]
+    assert data["root"] == data["monitor_root"] == "" and data["monitor_sets"] == {}
+    assert train["run_dir"] == "ctn5" and train["init_from"] == "last.pt"
+    assert train["resume"] == "auto" and train["val_warm_start"] == "convtasnet-voices"
+    assert "/home/a" in str(full["config"])  # the source is not modified
+    assert not any(s in str(small["config"]) for s in ("/home/a", "C:\\\\"))
+    torch.save(small, tmp_path / "small.pt")
+    load_trained(tmp_path / "small.pt")
+    full["config"]["train"]["init_from"] = "runs/stage4/last.pt"
+    assert exported(full)["config"]["train"]["init_from"] == "runs/stage4/last.pt"

@@ -42,11 +42,13 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--kokoro-voices", type=Path, required=True, help="kokoro-js's package/voices folder")
     ap.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "diffsep/inference/pretrained/demo")
+    ap.add_argument("--kokoro-cache", type=Path, help="where the joined Kokoro model is kept and reused "
+                    "(the folder of `diffsep corpus --kokoro-cache`; default: a temporary folder, joined anew)")
     a = ap.parse_args(argv)
     assert set(VOICES) <= set(cv.KOKORO_TT), "the demo voices must be held out of every training corpus"
     styles = cv.kokoro_stock_styles(a.kokoro_voices)
     with tempfile.TemporaryDirectory() as tmp:
-        engine = cv.KokoroEngine(cv.kokoro_model_file(Path(tmp)), styles)
+        engine = cv.KokoroEngine(cv.kokoro_model_file(a.kokoro_cache or Path(tmp)), styles)
         _, held = cv.kokoro_voices(styles, cv.KOKORO_TT)
         by_name = {v.params["mix"][0][0]: v for v in held}
         out = []
