@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..config import Config, ConfigError, TrainConfig, config_from_dict, to_dict
+from ..nets.convtasnet_growth import deepened
 from ..storage.checkpoint import CheckpointError, is_ours, load_weights, make_checkpoint, safe_load
 
 
@@ -176,3 +177,27 @@ def initial_weights(path, cfg: Config, sections=("model",)) -> dict:
     check_resumable(ckpt, cfg, path, sections, hint="train.init_from needs the same model settings")
     weights = ckpt.get("ema") or ckpt["model"]
     return {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
+
+
+def deepened_start(path, cfg: Config, target: dict) -> dict:
+    """``train.init_deepen``: the weights of a Conv-TasNet checkpoint laid into the configured
+    deeper Conv-TasNet, whose current state dict is ``target`` (same sizes but X and R, each at
+    least the checkpoint's): the same function, new blocks with zero residual and skip convolutions
+    (:mod:`diffsep.nets.convtasnet_growth`)."""
+    if cfg.model.kind != "convtasnet":
+        raise CheckpointError(f"{path}: train.init_deepen deepens a Conv-TasNet, not a {cfg.model.kind} model")
+    ckpt = safe_load(path)
+    have = (ckpt.get("config") or {}) if is_ours(ckpt) else {}
+    if (have.get("model") or {}).get("kind") != "convtasnet":
+        raise CheckpointError(f"{path}: train.init_deepen needs a diffsep Conv-TasNet checkpoint")
+    old, new = have.get("convtasnet") or {}, to_dict(cfg)["convtasnet"]
+    diff = [f"convtasnet.{k}={old.get(k)!r} (configured: {v!r})" for k, v in new.items()
+            if k not in ("X", "R") and old.get(k, v) != v]
+    if diff:
+        raise CheckpointError(f"{path}: train.init_deepen: only X and R may differ ({'; '.join(diff[:3])})")
+    weights = ckpt.get("ema") or ckpt["model"]
+    weights = {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
+    try:
+        return deepened(weights, old["X"], old["R"], target, new["X"], new["R"])
+    except (KeyError, ValueError) as e:
+        raise CheckpointError(f"{path}: train.init_deepen: {e}") from None

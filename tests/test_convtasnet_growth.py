@@ -1,0 +1,101 @@
+"""Deepening a trained Conv-TasNet (train.init_deepen): the deeper network computes exactly the
+trained one's function, its new blocks learn from the first steps, and anything but a deeper
+Conv-TasNet of the same sizes is refused in one sentence."""
+from pathlib import Path
+
+import pytest
+import torch
+
+from diffsep.nets.convtasnet import ConvTasNet
+from diffsep.nets.convtasnet_growth import block_map, deepened
+from diffsep.storage.checkpoint import CheckpointError, safe_load
+from diffsep.training.trainer import Trainer
+from helpers_audio import make_train_cv_tree
+
+from test_run_dir import tiny_cfg
+
+SIZES = dict(N=16, L=8, B=8, H=12, P=3, Sc=8)
+
+
+def trained_like(X: int, R: int, seed: int = 0) -> ConvTasNet:
+    """A Conv-TasNet with every tensor random (norm gains, biases, PReLU slopes included), so
+    that no part of the mapping can pass by accident."""
+    torch.manual_seed(seed)
+    net = ConvTasNet(X=X, R=R, **SIZES)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(0.3 * torch.randn_like(p) + (1.0 if p.ndim == 3 and p.shape[0] == 1 else 0.0))
+    return net
+
+
+@pytest.mark.parametrize("old, new", [((2, 1), (3, 1)), ((2, 1), (2, 2)), ((2, 2), (4, 3)), ((3, 2), (3, 2))])
+def test_the_deeper_network_computes_the_trained_function(old, new):
+    small = trained_like(*old).double()
+    big = ConvTasNet(X=new[0], R=new[1], **SIZES).double()
+    big.load_state_dict(deepened(small.state_dict(), *old, big.state_dict(), *new))
+    mix = torch.randn(3, 1, 1234, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(big(mix), small(mix), rtol=1e-12, atol=1e-12)
+    # each trained block keeps its dilation
+    dil = {i: b.depthwise.dilation[0] for i, b in enumerate(big.blocks)}
+    for i, j in block_map(*old, *new).items():
+        assert dil[j] == small.blocks[i].depthwise.dilation[0]
+    if new != old:  # the new blocks are not trivially dead: their inner layers are initialised
+        new_blocks = set(range(len(big.blocks))) - set(block_map(*old, *new).values())
+        assert all(big.blocks[j].inp.weight.abs().sum() > 0 for j in new_blocks)
+
+
+def test_the_new_blocks_learn_from_the_first_steps():
+    small = trained_like(2, 1)
+    big = ConvTasNet(X=3, R=2, **SIZES)
+    big.load_state_dict(deepened(small.state_dict(), 2, 1, big.state_dict(), 3, 2))
+    new_blocks = sorted(set(range(6)) - set(block_map(2, 1, 3, 2).values()))
+    before = {k: v.clone() for k, v in big.state_dict().items()}
+    opt = torch.optim.SGD(big.parameters(), lr=0.1)
+    mix, target = torch.randn(2, 1, 800), torch.randn(2, 2, 1, 800)
+    for _ in range(2):
+        opt.zero_grad()
+        ((big(mix) - target) ** 2).mean().backward()
+        opt.step()
+    after = big.state_dict()
+    for j in new_blocks:
+        for name in ("res.weight", "skip.weight", "inp.weight", "depthwise.weight"):
+            if name == "res.weight" and j == 5:  # the last block's residual output feeds nothing
+                continue
+            key = f"blocks.{j}.{name}"
+            assert not torch.equal(before[key], after[key]), key
+
+
+def test_anything_but_a_deeper_network_of_the_same_sizes_is_refused():
+    small = trained_like(2, 2)
+    with pytest.raises(ValueError, match="X >= 2 and R >= 2"):
+        deepened(small.state_dict(), 2, 2, ConvTasNet(X=3, R=1, **SIZES).state_dict(), 3, 1)
+    wider = ConvTasNet(X=3, R=2, **{**SIZES, "H": 16})
+    with pytest.raises(ValueError, match="only X and R may differ"):
+        deepened(small.state_dict(), 2, 2, wider.state_dict(), 3, 2)
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    return make_train_cv_tree(tmp_path_factory.mktemp("data"), 4, n=1000)
+
+
+def test_a_run_starts_deeper_from_a_trained_run_with_the_same_function(data_root, tmp_path):
+    Trainer(tiny_cfg(data_root, tmp_path / "a", "train.max_steps=2", "convtasnet.X=2")).run()
+    init = tmp_path / "a" / "last.pt"
+    b = Trainer(tiny_cfg(data_root, tmp_path / "b", "train.max_steps=2", "convtasnet.X=3", "convtasnet.R=2",
+                         f"train.init_from={init}", "train.init_deepen=true"))
+    b._resume()
+    small = ConvTasNet(**safe_load(init)["config"]["convtasnet"] | {"n_src": 2})
+    small.load_state_dict(safe_load(init)["ema"])
+    mix = torch.randn(1, 1, 900)
+    with torch.no_grad():
+        for net in (b.model, b.ema.module):
+            torch.testing.assert_close(net(mix), small(mix), rtol=1e-5, atol=1e-6)
+    assert b.run() == 2
+    with pytest.raises(CheckpointError, match=r"only X and R may differ \(convtasnet.H=8"):
+        Trainer(tiny_cfg(data_root, tmp_path / "c", "convtasnet.X=3", "convtasnet.H=12",
+                         f"train.init_from={init}", "train.init_deepen=true"))._resume()
+    with pytest.raises(CheckpointError, match="X >= 2 and R >= 1"):
+        Trainer(tiny_cfg(data_root, tmp_path / "d", "convtasnet.X=1",
+                         f"train.init_from={init}", "train.init_deepen=true"))._resume()
