@@ -1,13 +1,14 @@
-"""Deepening a trained Conv-TasNet (train.init_deepen): the deeper network computes exactly the
-trained one's function, its new blocks learn from the first steps, and anything but a deeper
-Conv-TasNet of the same sizes is refused in one sentence."""
+"""Growing a trained Conv-TasNet (train.init_deepen, train.init_widen): the deeper or wider network
+computes exactly the trained one's function, its new blocks and channel copies learn from the first
+steps, and anything but a deeper / wider Conv-TasNet of otherwise equal sizes is refused in one
+sentence."""
 from pathlib import Path
 
 import pytest
 import torch
 
 from diffsep.nets.convtasnet import ConvTasNet
-from diffsep.nets.convtasnet_growth import block_map, deepened
+from diffsep.nets.convtasnet_growth import block_map, deepened, widened
 from diffsep.storage.checkpoint import CheckpointError, safe_load
 from diffsep.training.trainer import Trainer
 from helpers_audio import make_train_cv_tree
@@ -99,3 +100,74 @@ def test_a_run_starts_deeper_from_a_trained_run_with_the_same_function(data_root
     with pytest.raises(CheckpointError, match="X >= 2 and R >= 1"):
         Trainer(tiny_cfg(data_root, tmp_path / "d", "convtasnet.X=1",
                          f"train.init_from={init}", "train.init_deepen=true"))._resume()
+
+
+WIDE = [dict(N=32), dict(B=16), dict(H=36), dict(Sc=16), dict(N=32, B=16, H=24, Sc=24)]
+
+
+def narrow_sizes(**kw):
+    return {k: SIZES[k] for k in ("N", "B", "H", "Sc")} | kw
+
+
+@pytest.mark.parametrize("grow", WIDE)
+def test_the_wider_network_computes_the_trained_function(grow):
+    small = trained_like(2, 2).double()
+    new = narrow_sizes(**grow)
+    big = ConvTasNet(X=2, R=2, **(SIZES | new)).double()
+    big.load_state_dict(widened(small.state_dict(), narrow_sizes(), new, torch.Generator().manual_seed(1)))
+    mix = torch.randn(3, 1, 1234, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(big(mix), small(mix), rtol=1e-12, atol=1e-12)
+    # the weights that read copied channels are split unequally (else the copies never part)
+    if "H" in grow:
+        B, H = SIZES["B"], SIZES["H"]
+        w = big.blocks[0].res.weight[:B, :, 0].reshape(B, -1, H)  # (B, copies, H)
+        torch.testing.assert_close(w.sum(1), small.blocks[0].res.weight[:, :, 0])
+        assert not torch.allclose(w[:, 0], w[:, 1])
+
+
+def test_the_channel_copies_grow_apart_when_trained():
+    small = trained_like(2, 1)
+    big = ConvTasNet(X=2, R=1, **(SIZES | dict(H=24)))
+    big.load_state_dict(widened(small.state_dict(), narrow_sizes(), narrow_sizes(H=24), torch.Generator().manual_seed(0)))
+    H = SIZES["H"]
+    opt = torch.optim.SGD(big.parameters(), lr=0.1)
+    mix, target = torch.randn(2, 1, 800), torch.randn(2, 2, 1, 800)
+    for _ in range(2):
+        opt.zero_grad()
+        ((big(mix) - target) ** 2).mean().backward()
+        opt.step()
+    for name in ("inp", "depthwise"):
+        w = getattr(big.blocks[0], name).weight
+        assert (w[:H] - w[H:]).abs().max() > 1e-4, name
+
+
+def test_anything_but_a_whole_multiple_is_refused():
+    small = trained_like(2, 2)
+    with pytest.raises(ValueError, match="convtasnet.H=18 is not a whole multiple of the trained H=12"):
+        widened(small.state_dict(), narrow_sizes(), narrow_sizes(H=18))
+    with pytest.raises(ValueError, match="convtasnet.B=4 is not a whole multiple"):
+        widened(small.state_dict(), narrow_sizes(), narrow_sizes(B=4))
+
+
+def test_a_run_starts_wider_and_deeper_from_a_trained_run_with_the_same_function(data_root, tmp_path):
+    Trainer(tiny_cfg(data_root, tmp_path / "a", "train.max_steps=2", "convtasnet.X=2")).run()
+    init = tmp_path / "a" / "last.pt"
+    have = safe_load(init)["config"]["convtasnet"]
+    wide = [f"convtasnet.H={2 * have['H']}", f"convtasnet.B={2 * have['B']}"]
+    b = Trainer(tiny_cfg(data_root, tmp_path / "b", "train.max_steps=2", "convtasnet.X=3", *wide,
+                         f"train.init_from={init}", "train.init_deepen=true", "train.init_widen=true"))
+    b._resume()
+    small = ConvTasNet(**have | {"n_src": 2})
+    small.load_state_dict(safe_load(init)["ema"])
+    mix = torch.randn(1, 1, 900)
+    with torch.no_grad():
+        for net in (b.model, b.ema.module):
+            torch.testing.assert_close(net(mix), small(mix), rtol=1e-5, atol=1e-6)
+    assert b.run() == 2
+    with pytest.raises(CheckpointError, match=r"train.init_widen: only N, B, H and Sc may differ \(convtasnet.X=2"):
+        Trainer(tiny_cfg(data_root, tmp_path / "c", "convtasnet.X=3", *wide,
+                         f"train.init_from={init}", "train.init_widen=true"))._resume()
+    with pytest.raises(CheckpointError, match="not a whole multiple"):
+        Trainer(tiny_cfg(data_root, tmp_path / "d", "convtasnet.X=2", f"convtasnet.H={have['H'] + 1}",
+                         f"train.init_from={init}", "train.init_widen=true"))._resume()

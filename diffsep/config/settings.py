@@ -91,6 +91,7 @@ class TrainConfig:
     resume: str = "auto"  # auto (RUN_DIR/last.pt if present) | never | PATH
     init_from: str = ""  # a new run starts from this checkpoint's weights (EMA if it has them; fine-tuning); ignored when resuming
     init_deepen: bool = False  # init_from names a shallower Conv-TasNet (every size equal but X and R, each at most the configured one): its blocks keep their repeat and dilation, the new ones start as the identity (zero residual and skip convolutions), so the deeper network starts with the same function
+    init_widen: bool = False  # init_from names a narrower Conv-TasNet (N, B, H and Sc each a whole multiple of its own, every other size equal; with init_deepen X and R may grow too): channels are copied and the weights that read them split in random fractions, so the wider network starts with the same function
     val_warm_start: str = ""  # validation separates as the model ships: warm-started from this discriminative model (checkpoint or bundled name; with the sampler section's t_start), so best.pt is the best of what users get (empty: none)
     max_nonfinite: int = field(default=5, metadata={"min": 1})  # stop after this many optimizer steps in a row with a non-finite loss (each one is skipped, the weights untouched); non-finite weights are never saved
 

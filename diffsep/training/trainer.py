@@ -27,7 +27,7 @@ from ..config.build import build_datasets, build_family, build_monitor_sets
 from .optimization import amp_dtype, build_ema, build_optimizer, build_scaler, build_scheduler
 from .divergence import NonFiniteSteps, TrainingDiverged, non_finite_tensors
 from .run_lock import RunDirBusy, RunLock
-from .training_state import (Progress, check_resumable, check_same_seed, deepened_start, initial_weights,
+from .training_state import (Progress, check_resumable, check_same_seed, grown_start, initial_weights,
                              separator_start, restore_training_state, resume_checkpoint, training_state)
 from ..storage.atomic import remove_stale_temporaries
 from ..storage.checkpoint import CheckpointError, atomic_save, load_weights
@@ -191,9 +191,10 @@ class Trainer:
     def _init_from(self, path: str) -> None:
         """A new run from another run's (or an exported model's) weights: model and EMA both; a
         DiffSep model with the tasnet backbone may start from a Conv-TasNet of the same sizes, and
-        with ``train.init_deepen`` a Conv-TasNet from a shallower one."""
-        if self.cfg.train.init_deepen:
-            weights = deepened_start(path, self.cfg, self.model.state_dict())
+        with ``train.init_deepen`` / ``train.init_widen`` a Conv-TasNet from a shallower or
+        narrower one."""
+        if self.cfg.train.init_deepen or self.cfg.train.init_widen:
+            weights = grown_start(path, self.cfg, self.model.state_dict())
             for net in (self.model, self.ema.module):
                 net.load_state_dict(weights)
             return

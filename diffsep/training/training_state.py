@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..config import Config, ConfigError, TrainConfig, config_from_dict, to_dict
-from ..nets.convtasnet_growth import deepened
+from ..nets.convtasnet_growth import WIDTHS, deepened, widened
 from ..storage.checkpoint import CheckpointError, is_ours, load_weights, make_checkpoint, safe_load
 
 
@@ -179,25 +179,33 @@ def initial_weights(path, cfg: Config, sections=("model",)) -> dict:
     return {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
 
 
-def deepened_start(path, cfg: Config, target: dict) -> dict:
-    """``train.init_deepen``: the weights of a Conv-TasNet checkpoint laid into the configured
-    deeper Conv-TasNet, whose current state dict is ``target`` (same sizes but X and R, each at
-    least the checkpoint's): the same function, new blocks with zero residual and skip convolutions
-    (:mod:`diffsep.nets.convtasnet_growth`)."""
+def grown_start(path, cfg: Config, target: dict) -> dict:
+    """``train.init_deepen`` / ``train.init_widen``: the weights of a Conv-TasNet checkpoint laid
+    into the configured larger Conv-TasNet, whose current state dict is ``target``: deeper (X and R
+    at least the checkpoint's), wider (N, B, H and Sc whole multiples of the checkpoint's), or
+    both, every other size equal; the same function (:mod:`diffsep.nets.convtasnet_growth`; the
+    split fractions of widening are drawn from ``train.seed``)."""
+    flags = [f for f in ("init_deepen", "init_widen") if getattr(cfg.train, f)]
+    what = " / ".join(f"train.{f}" for f in flags)
     if cfg.model.kind != "convtasnet":
-        raise CheckpointError(f"{path}: train.init_deepen deepens a Conv-TasNet, not a {cfg.model.kind} model")
+        raise CheckpointError(f"{path}: {what} grows a Conv-TasNet, not a {cfg.model.kind} model")
     ckpt = safe_load(path)
     have = (ckpt.get("config") or {}) if is_ours(ckpt) else {}
     if (have.get("model") or {}).get("kind") != "convtasnet":
-        raise CheckpointError(f"{path}: train.init_deepen needs a diffsep Conv-TasNet checkpoint")
+        raise CheckpointError(f"{path}: {what} needs a diffsep Conv-TasNet checkpoint")
     old, new = have.get("convtasnet") or {}, to_dict(cfg)["convtasnet"]
+    free = (("X", "R") if cfg.train.init_deepen else ()) + (WIDTHS if cfg.train.init_widen else ())
     diff = [f"convtasnet.{k}={old.get(k)!r} (configured: {v!r})" for k, v in new.items()
-            if k not in ("X", "R") and old.get(k, v) != v]
+            if k not in free and old.get(k, v) != v]
     if diff:
-        raise CheckpointError(f"{path}: train.init_deepen: only X and R may differ ({'; '.join(diff[:3])})")
+        raise CheckpointError(f"{path}: {what}: only {' and '.join((', '.join(free[:-1]), free[-1]))} may differ "
+                              f"({'; '.join(diff[:3])})")
     weights = ckpt.get("ema") or ckpt["model"]
     weights = {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
     try:
+        if cfg.train.init_widen:
+            generator = torch.Generator().manual_seed(cfg.train.seed)
+            weights = widened(weights, {k: old[k] for k in WIDTHS}, {k: new[k] for k in WIDTHS}, generator)
         return deepened(weights, old["X"], old["R"], target, new["X"], new["R"])
     except (KeyError, ValueError) as e:
-        raise CheckpointError(f"{path}: train.init_deepen: {e}") from None
+        raise CheckpointError(f"{path}: {what}: {e}") from None
