@@ -29,6 +29,16 @@ def trained_like(X: int, R: int, seed: int = 0) -> ConvTasNet:
     return net
 
 
+def two_sgd_steps(net: ConvTasNet) -> None:
+    """Two plain SGD steps of a regression to random targets."""
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    mix, target = torch.randn(2, 1, 800), torch.randn(2, 2, 1, 800)
+    for _ in range(2):
+        opt.zero_grad()
+        ((net(mix) - target) ** 2).mean().backward()
+        opt.step()
+
+
 @pytest.mark.parametrize("old, new", [((2, 1), (3, 1)), ((2, 1), (2, 2)), ((2, 2), (4, 3)), ((3, 2), (3, 2))])
 def test_the_deeper_network_computes_the_trained_function(old, new):
     small = trained_like(*old).double()
@@ -52,12 +62,7 @@ def test_the_new_blocks_learn_from_the_first_steps():
     big.load_state_dict(deepened(small.state_dict(), 2, 1, big.state_dict(), 3, 2))
     new_blocks = sorted(set(range(6)) - set(block_map(2, 1, 3, 2).values()))
     before = {k: v.clone() for k, v in big.state_dict().items()}
-    opt = torch.optim.SGD(big.parameters(), lr=0.1)
-    mix, target = torch.randn(2, 1, 800), torch.randn(2, 2, 1, 800)
-    for _ in range(2):
-        opt.zero_grad()
-        ((big(mix) - target) ** 2).mean().backward()
-        opt.step()
+    two_sgd_steps(big)
     after = big.state_dict()
     for j in new_blocks:
         for name in ("res.weight", "skip.weight", "inp.weight", "depthwise.weight"):
@@ -81,19 +86,26 @@ def data_root(tmp_path_factory):
     return make_train_cv_tree(tmp_path_factory.mktemp("data"), 4, n=1000)
 
 
-def test_a_run_starts_deeper_from_a_trained_run_with_the_same_function(data_root, tmp_path):
-    Trainer(tiny_cfg(data_root, tmp_path / "a", "train.max_steps=2", "convtasnet.X=2")).run()
-    init = tmp_path / "a" / "last.pt"
-    b = Trainer(tiny_cfg(data_root, tmp_path / "b", "train.max_steps=2", "convtasnet.X=3", "convtasnet.R=2",
-                         f"train.init_from={init}", "train.init_deepen=true"))
-    b._resume()
+def assert_starts_with_the_trained_function(init, cfg):
+    """A run configured by ``cfg`` (growing the checkpoint ``init``) starts, model and EMA, with the
+    checkpoint's function, then trains its 2 steps."""
+    run = Trainer(cfg)
+    run._resume()
     small = ConvTasNet(**safe_load(init)["config"]["convtasnet"] | {"n_src": 2})
     small.load_state_dict(safe_load(init)["ema"])
     mix = torch.randn(1, 1, 900)
     with torch.no_grad():
-        for net in (b.model, b.ema.module):
+        for net in (run.model, run.ema.module):
             torch.testing.assert_close(net(mix), small(mix), rtol=1e-5, atol=1e-6)
-    assert b.run() == 2
+    assert run.run() == 2
+
+
+def test_a_run_starts_deeper_from_a_trained_run_with_the_same_function(data_root, tmp_path):
+    Trainer(tiny_cfg(data_root, tmp_path / "a", "train.max_steps=2", "convtasnet.X=2")).run()
+    init = tmp_path / "a" / "last.pt"
+    assert_starts_with_the_trained_function(init, tiny_cfg(
+        data_root, tmp_path / "b", "train.max_steps=2", "convtasnet.X=3", "convtasnet.R=2",
+        f"train.init_from={init}", "train.init_deepen=true"))
     with pytest.raises(CheckpointError, match=r"only X and R may differ \(convtasnet.H=8"):
         Trainer(tiny_cfg(data_root, tmp_path / "c", "convtasnet.X=3", "convtasnet.H=12",
                          f"train.init_from={init}", "train.init_deepen=true"))._resume()
@@ -131,12 +143,7 @@ def test_the_channel_copies_grow_apart_when_trained():
     big = ConvTasNet(X=2, R=1, **(SIZES | dict(H=24)))
     big.load_state_dict(widened(small.state_dict(), narrow_sizes(), narrow_sizes(H=24), torch.Generator().manual_seed(0)))
     H = SIZES["H"]
-    opt = torch.optim.SGD(big.parameters(), lr=0.1)
-    mix, target = torch.randn(2, 1, 800), torch.randn(2, 2, 1, 800)
-    for _ in range(2):
-        opt.zero_grad()
-        ((big(mix) - target) ** 2).mean().backward()
-        opt.step()
+    two_sgd_steps(big)
     for name in ("inp", "depthwise"):
         w = getattr(big.blocks[0], name).weight
         assert (w[:H] - w[H:]).abs().max() > 1e-4, name
@@ -155,19 +162,29 @@ def test_a_run_starts_wider_and_deeper_from_a_trained_run_with_the_same_function
     init = tmp_path / "a" / "last.pt"
     have = safe_load(init)["config"]["convtasnet"]
     wide = [f"convtasnet.H={2 * have['H']}", f"convtasnet.B={2 * have['B']}"]
-    b = Trainer(tiny_cfg(data_root, tmp_path / "b", "train.max_steps=2", "convtasnet.X=3", *wide,
-                         f"train.init_from={init}", "train.init_deepen=true", "train.init_widen=true"))
-    b._resume()
-    small = ConvTasNet(**have | {"n_src": 2})
-    small.load_state_dict(safe_load(init)["ema"])
-    mix = torch.randn(1, 1, 900)
-    with torch.no_grad():
-        for net in (b.model, b.ema.module):
-            torch.testing.assert_close(net(mix), small(mix), rtol=1e-5, atol=1e-6)
-    assert b.run() == 2
+    assert_starts_with_the_trained_function(init, tiny_cfg(
+        data_root, tmp_path / "b", "train.max_steps=2", "convtasnet.X=3", *wide,
+        f"train.init_from={init}", "train.init_deepen=true", "train.init_widen=true"))
     with pytest.raises(CheckpointError, match=r"train.init_widen: only N, B, H and Sc may differ \(convtasnet.X=2"):
         Trainer(tiny_cfg(data_root, tmp_path / "c", "convtasnet.X=3", *wide,
                          f"train.init_from={init}", "train.init_widen=true"))._resume()
     with pytest.raises(CheckpointError, match="not a whole multiple"):
         Trainer(tiny_cfg(data_root, tmp_path / "d", "convtasnet.X=2", f"convtasnet.H={have['H'] + 1}",
                          f"train.init_from={init}", "train.init_widen=true"))._resume()
+
+
+def test_widening_keeps_the_function_with_batch_norm():
+    torch.manual_seed(3)
+    small = ConvTasNet(X=2, R=1, norm="bn", **SIZES).double()
+    with torch.no_grad():  # trained-like running statistics
+        for m in small.modules():
+            if isinstance(m, torch.nn.BatchNorm1d):
+                m.running_mean.normal_()
+                m.running_var.uniform_(0.5, 2.0)
+    new = narrow_sizes(N=32, B=16, H=24, Sc=16)
+    big = ConvTasNet(X=2, R=1, norm="bn", **(SIZES | new)).double()
+    big.load_state_dict(widened(small.state_dict(), narrow_sizes(), new, torch.Generator().manual_seed(2)))
+    mix = torch.randn(2, 1, 700, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(big.eval()(mix), small.eval()(mix), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(big.train()(mix), small.train()(mix), rtol=1e-10, atol=1e-10)
