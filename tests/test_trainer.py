@@ -140,6 +140,37 @@ def test_ema_follows_the_configured_decay_once_per_optimizer_step(data_root, tmp
     assert not torch.equal(want, after_steps[-1][key])
 
 
+def test_max_minutes_stops_validated_and_counts_time_over_resumes(data_root, tmp_path, monkeypatch):
+    """train.max_minutes: the run stops at the first step that reaches the limit, validates and
+    saves as at the last step, and a resumed run goes on counting from the checkpoint's clock."""
+    import diffsep.training.trainer as trainer_module
+
+    clock = [0.0]  # every optimizer step takes 25 s of this clock
+    monkeypatch.setattr(trainer_module, "time", type("Clock", (), {"perf_counter": staticmethod(lambda: clock[0])}))
+
+    def timed(tr):
+        step = tr.train_step
+
+        def train_step(batches):
+            clock[0] += 25.0
+            return step(batches)
+        tr.train_step = train_step
+        return tr
+
+    run = tmp_path / "run"
+    first = timed(Trainer(tiny_cfg(data_root, run, "train.max_steps=50", "train.max_minutes=1")))
+    assert first.run() == 3  # 25, 50, 75 s: the third step reaches 60 s
+    ck = safe_load(run / "last.pt")
+    assert (ck["step"], ck["seconds"]) == (3, 75.0)
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "val_si_sdr" in r] == [3]
+    clock[0] = 1000.0  # a new process: its clock starts anywhere
+    assert timed(Trainer(tiny_cfg(data_root, run, "train.max_steps=50", "train.max_minutes=2"))).run() == 5
+    assert safe_load(run / "last.pt")["seconds"] == 125.0
+    assert timed(Trainer(tiny_cfg(data_root, run, "train.max_steps=50", "train.max_minutes=2"))).run() == 5
+    assert timed(Trainer(tiny_cfg(data_root, run, "train.max_steps=6"))).run() == 6  # no limit: max_steps
+
+
 def test_schedule_is_a_pure_function_of_step_and_config():
     t = load_config(None, ["train.log_every=5", "train.val_every=20", "train.ckpt_every=10",
                            "train.val_every_epochs=2"]).train

@@ -76,6 +76,7 @@ class OptimConfig:
 class TrainConfig:
     run_dir: str = "runs/default"  # checkpoints, logs and the resolved config go here
     max_steps: int = field(default=500000, metadata={"min": 0})  # optimizer steps
+    max_minutes: float = field(default=0.0, metadata={"min": 0})  # also stop once the run has trained this long (wall-clock minutes, validation included, summed over resumes; 0: no limit), validating and saving as at the last step: recipes compared at equal time
     batch_size: int = field(default=6, metadata={"min": 1})  # items per micro-batch per process
     accumulate: int = field(default=2, metadata={"min": 1})  # micro-batches per optimizer step
     seed: int = 0  # seed of everything random

@@ -89,7 +89,7 @@ def _ignore_stop_signals(worker_id: int) -> None:
 
 # -- the run ---------------------------------------------------------------------------------------
 class Trainer:
-    """A training run built from a Config; :meth:`run` trains until ``train.max_steps``."""
+    """A training run built from a Config; :meth:`run` trains until ``train.max_steps`` or ``train.max_minutes``."""
 
     def __init__(self, cfg: Config, datasets: tuple | None = None):
         self.cfg, t = cfg, cfg.train
@@ -130,7 +130,7 @@ class Trainer:
         return self.progress.step
 
     def run(self) -> int:
-        """Train to train.max_steps (or until SIGINT/SIGTERM), holding the run directory's lock.
+        """Train to train.max_steps or train.max_minutes (or until SIGINT/SIGTERM), holding the run directory's lock.
         Returns the final step."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with self._lock():
@@ -218,16 +218,17 @@ class Trainer:
 
     def _loop(self, signals: StopSignals, bar) -> None:
         t, p = self.cfg.train, self.progress
-        t0 = time.perf_counter()
-        while p.step < t.max_steps:
+        t0, trained_before = time.perf_counter(), p.seconds
+        while p.step < t.max_steps and not self._out_of_time():
             with contextlib.closing(self._epoch_steps()) as steps:
                 for micro_batches in steps:
                     scalars = self.train_step(micro_batches)
                     p.batch_in_epoch += t.accumulate
                     bar.update(1)
                     bar.set_postfix(loss=f"{scalars['loss']:.4f}")
+                    p.seconds = trained_before + time.perf_counter() - t0
                     stop = distributed.any_flag(signals.requested, self.dist, self.device)
-                    last = p.step >= t.max_steps
+                    last = p.step >= t.max_steps or self._out_of_time()
                     todo = after_step(p.step, t, last=last, stop=stop)
                     if todo.log:
                         self.log.write(p.step, {**scalars, "epoch": p.epoch, "time": time.perf_counter() - t0})
@@ -240,6 +241,11 @@ class Trainer:
                         return
             p.epoch, p.batch_in_epoch = p.epoch + 1, 0
             self._checkpoint(after_epoch(p.epoch, t))
+
+    def _out_of_time(self) -> bool:
+        """``train.max_minutes`` reached (every rank answers as one: their clocks differ)."""
+        limit = self.cfg.train.max_minutes
+        return bool(limit) and distributed.any_flag(self.progress.seconds >= 60 * limit, self.dist, self.device)
 
     def _epoch_steps(self):
         """The rest of the current epoch as lists of ``accumulate`` collated micro-batches."""

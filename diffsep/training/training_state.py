@@ -24,6 +24,7 @@ class Progress:
     epoch: int = 0
     batch_in_epoch: int = 0
     best: float = -float("inf")
+    seconds: float = 0.0  # wall-clock time trained, summed over resumes (train.max_minutes)
 
 
 def capture_rng(device: torch.device, loss_gen: torch.Generator) -> dict:
@@ -57,7 +58,7 @@ def training_state(run, config: dict, world_size: int = 1) -> dict:
         ema_n_averaged=run.ema.n_averaged.item(), optimizer=run.opt.state_dict(),
         scaler=run.scaler.state_dict(),
         scheduler=run.scheduler.state_dict() if run.scheduler else None, step=p.step,
-        epoch=p.epoch, batch_in_epoch=p.batch_in_epoch, best=p.best,
+        epoch=p.epoch, batch_in_epoch=p.batch_in_epoch, best=p.best, seconds=p.seconds,
         rng=capture_rng(run.device, run.loss_gen), world_size=world_size)
 
 
@@ -71,7 +72,8 @@ def restore_training_state(run, ckpt: dict, where) -> None:
     run.scaler.load_state_dict(ckpt["scaler"])
     if run.scheduler is not None and ckpt.get("scheduler"):
         run.scheduler.load_state_dict(ckpt["scheduler"])
-    run.progress = Progress(ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"], ckpt["best"])
+    run.progress = Progress(ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"], ckpt["best"],
+                            ckpt.get("seconds", 0.0))  # checkpoints before train.max_minutes have no clock
     restore_rng(ckpt["rng"], run.device, run.loss_gen)
 
 
