@@ -183,6 +183,7 @@ def test_recursive_names_keep_same_named_files_apart(tmp_path, tiny_checkpoint):
     (["--batch-size", "-3"], "must be a positive integer"),
     (["--corrector-steps", "-1"], "must be >= 0"),
     (["--snr", "0"], "must be > 0"),
+    (["--shifts", "0"], "must be a positive integer"),
 ])
 def test_bad_options_are_usage_errors(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as e:
@@ -291,3 +292,24 @@ def test_music_model_writes_stereo_stems_named_by_stem(tmp_path):
         assert sr == 8000 and x.shape == (6000, 2)
         assert sf.read(out / stem / "mono.wav")[0].shape == (5000, 2)  # mono input on both channels
     assert not (out / "drums" / "surround.wav").exists()
+
+
+def test_shift_averaging_from_the_command_line(tmp_path, capsys):
+    """--shifts 4 averages over 4 delays: a different estimate of the same length; more shifts than
+    the model's frame hop is a one-line error naming both."""
+    from diffsep.inference.packaging import save_model as save_checkpoint
+    from diffsep.nets.convtasnet import ConvTasNet
+
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "ct.pt", ConvTasNet(n_src=2, N=16, L=8, B=8, H=16, X=2, R=1, Sc=8))
+    sf.write(tmp_path / "x.wav", voice(6000), 8000)
+    outs = {}
+    for shifts in ("1", "4"):
+        out = tmp_path / f"out{shifts}"
+        assert main([str(tmp_path / "x.wav"), "-o", str(out), "--model", str(tmp_path / "ct.pt"), "--quiet",
+                     "--shifts", shifts]) == 0
+        outs[shifts] = sf.read(out / "s1" / "x.wav")[0]
+    assert outs["1"].shape == outs["4"].shape == (6000,) and not np.allclose(outs["1"], outs["4"])
+    assert main([str(tmp_path / "x.wav"), "-o", str(tmp_path / "out5"), "--model", str(tmp_path / "ct.pt"),
+                 "--quiet", "--shifts", "5"]) != 0
+    assert "5 shifts over a frame hop of 4 samples" in capsys.readouterr().err

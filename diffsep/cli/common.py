@@ -116,6 +116,10 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--raw-weights", action="store_true",
                    help="use the raw weights instead of the EMA weights")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler noise")
+    p.add_argument("--shifts", type=positive_int,
+                   help="average the estimate over this many small delays of the input, spread over "
+                        "the network's frame hop (S times the work; default: the bundled model's "
+                        "setting, else 1)")
     p.add_argument("--warm-start", metavar="CKPT",
                    help="start the diffusion from this discriminative model's estimate (Conv-TasNet "
                         "checkpoint or bundled name; 'none': from the prior, also for a bundled model "
@@ -204,7 +208,7 @@ def load_separator(args):
 
     sep = load(args.model, ema=not args.raw_weights, device=args.device,
                sampler=sampler_overrides(args), rescale=args.rescale, seed=args.seed,
-               warm_start=warm_start_arg(args))
+               warm_start=warm_start_arg(args), shifts=args.shifts)
     if args.sampler_t_start is not None and "warm_start" not in sep.info:
         raise ValueError("--t-start needs a warm start (--warm-start CKPT, or a bundled model that has one)")
     return sep

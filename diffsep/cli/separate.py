@@ -122,6 +122,7 @@ def models_table() -> str:
     lines = []
     for m in bundled_models().values():
         extra = f", warm start from {m.warm_start}" if m.warm_start else ""
+        extra += f", averaged over {m.shifts} shifts" if m.shifts > 1 else ""
         scores = ", ".join(f"{k} {v:g}" for k, v in m.scores.items())
         mark = " (default)" if m.name == default_model_name() else ""
         lines.append(f"{m.name}{mark}: {m.summary}{extra}\n    {scores}\n    card: {m.card_path}")

@@ -111,6 +111,11 @@ class DiffSepFamily(Family):
     def nfe(self) -> int:
         return nfe(self.sampler, self.sde.T)
 
+    @property
+    def frame_hop(self) -> int:
+        m = self.cfg.model  # the STFT's hop, or the tasnet backbone's encoder stride
+        return m.tasnet_L // 2 if m.backbone == "tasnet" else m.hop_length
+
     def info(self) -> dict:
         return {"kind": self.kind, "sampler": asdict(self.sampler)}
 

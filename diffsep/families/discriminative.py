@@ -88,6 +88,10 @@ class ConvTasNetFamily(DiscriminativeFamily):
         if cfg.loss.waveform == "l1" and not cfg.loss.fixed_order:
             raise ValueError("loss.waveform l1 compares sources in their order: set loss.fixed_order=true")
 
+    @property
+    def frame_hop(self) -> int:
+        return max(1, self.cfg.convtasnet.L // 2)  # the encoder's stride
+
     def loss(self, net: nn.Module, mix: Tensor, sources: Tensor, draws=None) -> Tensor:
         """mix (B, C, N), sources (B, K, C, N) -> (B,); a multichannel source is scored as one
         signal."""
@@ -114,6 +118,10 @@ class DemucsFamily(DiscriminativeFamily):
         d = cfg.demucs
         if d.stride ** d.depth > 2 ** 24:  # an input is padded to a multiple of about stride^depth samples
             raise ValueError(f"demucs.stride ** demucs.depth must be at most 2^24, got {d.stride}^{d.depth}")
+
+    @property
+    def frame_hop(self) -> int:
+        return self.cfg.demucs.stride ** self.cfg.demucs.depth  # the encoder's total stride
 
     def loss(self, net: nn.Module, mix: Tensor, sources: Tensor, draws=None) -> Tensor:
         """mix (B, C, N), sources (B, K, C, N) -> mean absolute error per item (B,)."""

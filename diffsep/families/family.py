@@ -96,6 +96,12 @@ class Family:
     def nfe(self) -> int:
         return 1
 
+    @property
+    def frame_hop(self) -> int:
+        """Samples between the network's analysis frames (the span test-time shift averaging
+        spreads its delays over, :mod:`diffsep.inference.shift_averaging`)."""
+        return 1
+
     def info(self) -> dict:
         return {"kind": self.kind}
 

@@ -22,6 +22,7 @@ from ..nets.inference_path import FAST, set_inference_path
 from .reference import convert_reference, is_reference
 from ..families import FAMILIES
 from .separator import Separator, separate
+from .shift_averaging import shift_averaged, shift_delays
 
 
 @dataclass
@@ -78,7 +79,7 @@ def load_model(path_or_ckpt, ema: bool = True) -> nn.Module:
 
 def make_separator(trained: Trained, *, device="cpu", sampler: dict | None = None,
                    rescale: str = "denormalize", seed: int = 0,
-                   warm_start: Trained | None = None, inference_path: str = FAST) -> Separator:
+                   warm_start: Trained | None = None, inference_path: str = FAST, shifts: int = 1) -> Separator:
     """The separator of a trained network on ``device``; ``sampler`` overrides the sampler
     settings stored with the model (fields of :class:`diffsep.samplers.SamplerSettings`).
 
@@ -87,7 +88,10 @@ def make_separator(trained: Trained, *, device="cpu", sampler: dict | None = Non
 
     ``inference_path``: "fast" (default: NCSN++ channels-last, equal to the reference layout
     within float32 rounding) or "reference" (exactly the training computation, what the reference
-    fixture pins), set on the networks in place (:mod:`diffsep.nets.inference_path`)."""
+    fixture pins), set on the networks in place (:mod:`diffsep.nets.inference_path`).
+
+    ``shifts``: average the estimate over that many delays of the input spread over the network's
+    frame hop (:mod:`diffsep.inference.shift_averaging`; S times the network evaluations)."""
     set_inference_path(trained.model, inference_path)
     if warm_start is not None:
         set_inference_path(warm_start.model, inference_path)
@@ -104,6 +108,9 @@ def make_separator(trained: Trained, *, device="cpu", sampler: dict | None = Non
         info = {**info, "warm_start": first.info()}
     elif family.sampler_section and getattr(cfg, family.sampler_section).init == "model":
         raise ValueError("sampler init 'model' needs a warm-start model")
+    if shifts != 1:
+        estimate = shift_averaged(estimate, shift_delays(shifts, family.frame_hop), cfg.loss.fixed_order)
+        nfe, info = nfe * shifts, {**info, "shifts": shifts}
     return Separator(estimate, cfg.model.n_src, cfg.data.sample_rate, channels=cfg.model.audio_channels,
                      device=torch.device(device), nfe=nfe, rescale=rescale,
                      generator=torch.Generator(device=device).manual_seed(seed),
@@ -169,12 +176,12 @@ def _warm_started(family, model, first, first_model, mix, generator=None):
 
 
 def load_separator(model: str, *, ema: bool = True, device=None, warm_start: str | bool | None = None,
-                   sampler: dict | None = None, **kwargs) -> Separator:
+                   sampler: dict | None = None, shifts: int | None = None, **kwargs) -> Separator:
     """:func:`make_separator` for a checkpoint path, a bundled model's name or
     ``hf://owner/repo[/file]`` (and a warm-start partner's); the device defaults to CUDA when
     available. A bundled model comes with the sampler settings and warm-start partner it was
-    measured with (its model card); ``sampler`` and ``warm_start`` override them
-    (``warm_start=False``: none)."""
+    measured with (its model card); ``sampler``, ``warm_start`` and ``shifts`` override them
+    (``warm_start=False``: none; ``shifts`` defaults to the bundled entry's, else 1)."""
     from .hub import locate
 
     location = locate(model)
@@ -184,6 +191,7 @@ def load_separator(model: str, *, ema: bool = True, device=None, warm_start: str
         warm_start = entry.warm_start if warm_start is None else warm_start
         if not warm_start:  # the entry's t_start belongs to its partner
             sampler.pop("t_start", None)
+        shifts = entry.shifts if shifts is None else shifts
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     trained = load_trained(location.path, ema)
     partner = None
@@ -191,7 +199,7 @@ def load_separator(model: str, *, ema: bool = True, device=None, warm_start: str
         partner_location = locate(warm_start)
         partner = load_trained(partner_location.path, ema)
         check_warm_start(trained, partner, f"warm-start partner {partner_location.path}")
-    return make_separator(trained, device=device, warm_start=partner, sampler=sampler, **kwargs)
+    return make_separator(trained, device=device, warm_start=partner, sampler=sampler, shifts=shifts or 1, **kwargs)
 
 
 # untrained networks of the paper's settings, per family: config sections as a function of nf

@@ -37,6 +37,7 @@ class BundledModel:
     summary: str  # one line for --list-models
     sampler: dict = field(default_factory=dict)  # SamplerSettings fields it is run with
     warm_start: str | None = None  # bundled partner whose estimate the diffusion starts from
+    shifts: int = 1  # test-time shift averaging over this many input delays (diffsep.inference.shift_averaging)
     scores: dict = field(default_factory=dict)  # measured numbers (see the card), e.g. {"tt_si_sdri": 8.1}
 
     @property
