@@ -105,6 +105,21 @@ def test_bundled_settings_are_used_and_can_be_overridden(name):
     assert "warm_start" not in alone.info and alone.nfe == 3  # Heun: 2 steps, the last one Euler
 
 
+def test_a_bundled_shift_setting_is_used_and_can_be_overridden():
+    """A model listed with ``shifts`` separates averaged over that many input delays (NFE × S)
+    unless told otherwise; models without it run once."""
+    shifted = [name for name, m in pretrained.bundled_models().items() if m.shifts > 1]
+    assert shifted, "no bundled model averages over shifts"
+    for name in shifted:
+        entry = pretrained.bundled(name)
+        sep = load_separator(name, device="cpu")
+        assert sep.info["shifts"] == entry.shifts
+        once = load_separator(name, device="cpu", shifts=1)
+        assert "shifts" not in once.info and sep.nfe == entry.shifts * once.nfe
+    plain = [name for name, m in pretrained.bundled_models().items() if m.shifts == 1]
+    assert all("shifts" not in load_separator(name, device="cpu").info for name in plain)
+
+
 def test_list_models_prints_every_model_and_its_numbers(capsys):
     assert separate_main(["--list-models"]) == 0
     out = capsys.readouterr().out
