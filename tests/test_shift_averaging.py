@@ -6,6 +6,7 @@ import torch
 
 from diffsep.config.build import build_family, build_model
 from diffsep.config.settings import config_from_dict
+from diffsep.core.normalization import denormalize, normalize
 from diffsep.inference.loading import Trained, make_separator
 from diffsep.inference.shift_averaging import shift_averaged, shift_delays
 
@@ -80,7 +81,6 @@ def test_separators_average_over_delays_of_their_frame_hop():
     a, b = plain(mix), shifted(mix)
     assert a.shape == b.shape and not torch.allclose(a, b)
     want = shift_averaged(lambda m, g: plain.estimate(m, g), [0, 1, 2, 3])
-    from diffsep.core.normalization import denormalize, normalize
     m, _, mean, std = normalize(mix)
     torch.testing.assert_close(b, denormalize(want(m, None), mean, std), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="at most 4"):

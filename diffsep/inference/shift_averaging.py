@@ -34,14 +34,14 @@ def shift_averaged(estimate: Estimate, delays: list[int], fixed_order: bool = Fa
     ``fixed_order``, its sources put in the order of the first delay's estimate (the permutation
     closest in squared error, item by item) before the mean."""
     def averaged(mix: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        n = mix.shape[-1]
-        first = estimate(F.pad(mix, (delays[0], 0)), generator)[..., delays[0]:delays[0] + n]
-        total = first.clone()
-        for d in delays[1:]:
+        n, first, total = mix.shape[-1], None, 0
+        for d in delays:
             est = estimate(F.pad(mix, (d, 0)), generator)[..., d:d + n]
-            if not fixed_order:
+            if first is None:
+                first = est
+            elif not fixed_order:
                 est = torch.stack([e[align_permutation(f, e)] for f, e in zip(first, est)])
-            total += est
+            total = total + est
         return total / len(delays)
 
     return averaged

@@ -226,12 +226,13 @@ class Trainer:
                     p.batch_in_epoch += t.accumulate
                     bar.update(1)
                     bar.set_postfix(loss=f"{scalars['loss']:.4f}")
-                    p.seconds = trained_before + time.perf_counter() - t0
+                    elapsed = time.perf_counter() - t0  # this process's clock
+                    p.seconds = trained_before + elapsed
                     stop = distributed.any_flag(signals.requested, self.dist, self.device)
                     last = p.step >= t.max_steps or self._out_of_time()
                     todo = after_step(p.step, t, last=last, stop=stop)
                     if todo.log:
-                        self.log.write(p.step, {**scalars, "epoch": p.epoch, "time": time.perf_counter() - t0})
+                        self.log.write(p.step, {**scalars, "epoch": p.epoch, "time": elapsed})
                     if self.nonfinite.in_a_row and self.dist.is_main:
                         bar.write(f"warning: step {p.step}: loss {scalars['loss']}, gradient norm "
                                   f"{scalars['grad_norm']}: not finite, update skipped", file=sys.stderr)
