@@ -24,7 +24,9 @@ SMALL = {"diffsep": ["model.nf=8", "model.ch_mult=[1,2]", "model.num_res_blocks=
                      "model.attn_resolutions=[]", "model.init_scale=1.0", "sampler.steps=2"],
          "convtasnet": ["convtasnet.N=16", "convtasnet.B=8", "convtasnet.H=16", "convtasnet.X=2",
                         "convtasnet.R=1", "convtasnet.Sc=8"],
-         "demucs": ["demucs.channels=4", "demucs.depth=2", "demucs.lstm_layers=1"]}
+         "demucs": ["demucs.channels=4", "demucs.depth=2", "demucs.lstm_layers=1"],
+         "bridge": ["model.backbone=tasnet", "model.tasnet_N=16", "model.tasnet_B=8", "model.tasnet_H=16",
+                    "model.tasnet_X=2", "model.tasnet_R=1", "model.tasnet_Sc=8", "sampler.steps=2"]}
 
 
 def small_config(kind):
@@ -59,7 +61,7 @@ def test_every_family_rebuilds_from_its_checkpoint_and_estimates_the_same(kind):
     a = family.estimate(model, mix, torch.Generator().manual_seed(2))
     b = family.estimate(trained.model, mix, torch.Generator().manual_seed(2))
     assert a.shape == (2, 2, 1, 1200) and torch.equal(a, b)  # (B, K, C, N)
-    assert family.nfe == (4 if kind == "diffsep" else 1)  # pc, 2 steps, 1 corrector step
+    assert family.nfe == {"diffsep": 4, "bridge": 2}.get(kind, 1)  # pc: 2 steps, 1 corrector step each
 
 
 @pytest.mark.parametrize("kind", ["demucs", "diffsep", "convtasnet"])

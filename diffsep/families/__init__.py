@@ -4,13 +4,15 @@ interface (:class:`~diffsep.families.family.Family`) that training, separation a
 from torch import nn
 
 from .family import Family
+from .bridge import BridgeFamily
 from .diffsep import DiffSepFamily
 from .discriminative import ConvTasNetFamily, DemucsFamily
 
 FAMILIES: dict[str, type[Family]] = {"diffsep": DiffSepFamily, "convtasnet": ConvTasNetFamily,
-                                     "demucs": DemucsFamily}
+                                     "demucs": DemucsFamily, "bridge": BridgeFamily}
 
-__all__ = ["FAMILIES", "Family", "describe", "register_family", "DiffSepFamily", "ConvTasNetFamily", "DemucsFamily"]
+__all__ = ["FAMILIES", "Family", "describe", "register_family", "DiffSepFamily", "ConvTasNetFamily", "DemucsFamily",
+           "BridgeFamily"]
 
 
 def register_family(family: type[Family]) -> type[Family]:

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from ..core.sde import DiffSepSDE
 from ..nets.ncsnpp import rename_reference_keys
 from ..samplers import SamplerSettings, nfe, sample
-from .diffsep_backbones import backbone_section, build_backbone, check_backbone
+from .diffsep_backbones import backbone_frame_hop, backbone_section, build_backbone, check_backbone
 from .diffsep_settings import DiffSepLossSettings, DiffSepModelSettings, SDESettings
 from .family import Family
 from .preconditioning import Preconditioned, resolve_head
@@ -113,8 +113,7 @@ class DiffSepFamily(Family):
 
     @property
     def frame_hop(self) -> int:
-        m = self.cfg.model  # the STFT's hop, or the tasnet backbone's encoder stride
-        return m.tasnet_L // 2 if m.backbone == "tasnet" else m.hop_length
+        return backbone_frame_hop(self.cfg.model)
 
     def info(self) -> dict:
         return {"kind": self.kind, "sampler": asdict(self.sampler)}

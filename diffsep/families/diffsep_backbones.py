@@ -51,6 +51,12 @@ def backbone_section(net: nn.Module) -> dict:
     raise TypeError(f"{type(net).__name__} is not a DiffSep backbone; known: {', '.join(BACKBONES)}")
 
 
+def backbone_frame_hop(model_settings) -> int:
+    """Samples between the chosen backbone's analysis frames: the STFT's hop, or the tasnet
+    encoder's stride L/2."""
+    return model_settings.tasnet_L // 2 if model_settings.backbone == "tasnet" else model_settings.hop_length
+
+
 def check_backbone(model_settings) -> None:
     """Raise ValueError for values of the chosen backbone's fields that no network can take."""
     if model_settings.backbone == "tasnet":

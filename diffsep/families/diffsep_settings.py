@@ -20,9 +20,10 @@ OBJECTIVES = ("score", "data")
 
 
 @dataclass
-class DiffSepModelSettings(ModelSettings):
-    """The backbone (families/diffsep_backbones.py: NCSN++ inside STFT / compression, DESIGN.md §2,
-    or a time-conditioned Conv-TasNet, the ``tasnet_*`` fields) and its output head."""
+class BackboneSettings(ModelSettings):
+    """The backbone of a network conditioned on x_t and t (families/diffsep_backbones.py: NCSN++
+    inside STFT / compression, DESIGN.md §2, or a time-conditioned Conv-TasNet, the ``tasnet_*``
+    fields); the model section of the bridge family, extended by DiffSep's with the output head."""
     backbone: str = field(default="spectral_unet", metadata={"choices": tuple(BACKBONES)})  # spectral_unet (NCSN++ on the compressed STFT, the paper; the fields nf ... time_embedding) | tasnet (time-conditioned Conv-TasNet, far cheaper per evaluation on CPU; the tasnet_* fields)
     nf: int = field(default=arg_default(SpectralUNet, "nf"), metadata={"min": 1})  # NCSN++ base width (paper: 128, about 65.6 M parameters; 64: 16.5 M)
     ch_mult: list[int] = field(default_factory=lambda: list(arg_default(SpectralUNet, "ch_mult")))  # width per level
@@ -37,8 +38,6 @@ class DiffSepModelSettings(ModelSettings):
     spec_abs_exponent: float = arg_default(SpectralUNet, "spec_abs_exponent")  # α of the compression
     transform: str = field(default=arg_default(SpectralUNet, "transform"), metadata={"choices": TRANSFORMS})  # compression
     time_embedding: str = field(default=arg_default(SpectralUNet, "time_embedding"), metadata={"choices": TIME_EMBEDDINGS})  # NCSN++ embeds log t (the paper, every released model) | t (also valid at t = 0)
-    head: str = field(default="score_t", metadata={"choices": HEADS})  # what the network predicts (families/preconditioning.py): score_t (score = net / t, the paper, the released model) | score_sqrt_t (net / √t, learns faster) | data (mixture-consistent E[s | x_t, mix]; score by Tweedie) | v (velocity in the zero-sum subspace)
-    output_scale: str = field(default="", metadata={"choices": ("",) + tuple(LEGACY_OUTPUT_SCALES)})  # older name of head, read from older checkpoints and configs: t = score_t, sqrt_t = score_sqrt_t ("": use head)
     tasnet_N: int = field(default=arg_default(TasNetDenoiser, "N"), metadata={"min": 1})  # backbone tasnet: encoder filters
     tasnet_L: int = field(default=arg_default(TasNetDenoiser, "L"), metadata={"min": 2})  # backbone tasnet: encoder filter length in samples (even; stride L/2)
     tasnet_B: int = field(default=arg_default(TasNetDenoiser, "B"), metadata={"min": 1})  # backbone tasnet: bottleneck channels
@@ -51,6 +50,13 @@ class DiffSepModelSettings(ModelSettings):
     tasnet_mask_activation: str = field(default=arg_default(TasNetDenoiser, "mask_activation"), metadata={"choices": MASK_ACTIVATIONS})  # backbone tasnet: masks on the encoded mixture: sigmoid | softmax (over sources) | relu
     tasnet_emb_dim: int = field(default=arg_default(TasNetDenoiser, "emb_dim"), metadata={"min": 2})  # backbone tasnet: width of the time embedding (even)
     tasnet_fourier_scale: float = field(default=arg_default(TasNetDenoiser, "fourier_scale"), metadata={"gt": 0})  # backbone tasnet: std of the Gaussian Fourier frequencies of t
+
+
+@dataclass
+class DiffSepModelSettings(BackboneSettings):
+    """The backbone and its output head (families/preconditioning.py)."""
+    head: str = field(default="score_t", metadata={"choices": HEADS})  # what the network predicts (families/preconditioning.py): score_t (score = net / t, the paper, the released model) | score_sqrt_t (net / √t, learns faster) | data (mixture-consistent E[s | x_t, mix]; score by Tweedie) | v (velocity in the zero-sum subspace)
+    output_scale: str = field(default="", metadata={"choices": ("",) + tuple(LEGACY_OUTPUT_SCALES)})  # older name of head, read from older checkpoints and configs: t = score_t, sqrt_t = score_sqrt_t ("": use head)
 
     def __post_init__(self):
         # an older checkpoint or config names its head by output_scale: read it as today's head

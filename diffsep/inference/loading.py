@@ -106,7 +106,7 @@ def make_separator(trained: Trained, *, device="cpu", sampler: dict | None = Non
         estimate = partial(_warm_started, family, model, first, first_model)
         nfe += first.nfe
         info = {**info, "warm_start": first.info()}
-    elif family.sampler_section and getattr(cfg, family.sampler_section).init == "model":
+    elif family.warm_start and getattr(cfg, family.sampler_section).init == "model":
         raise ValueError("sampler init 'model' needs a warm-start model")
     if shifts != 1:
         estimate = shift_averaged(estimate, shift_delays(shifts, family.frame_hop), cfg.loss.fixed_order)

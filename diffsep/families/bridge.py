@@ -1,0 +1,163 @@
+"""The mixture-consistent bridge family (``model.kind: bridge``): a network conditioned on x_t and
+t predicts the sources, trained on the bridge's marginals (:mod:`diffsep.core.bridge`: noise only
+in the zero-sum subspace, x_1 = mix / K exactly, so training meets the inference prior) with the
+best source permutation at every t, and separating from mix / K by the bridge's posterior steps
+in a few network evaluations. The backbones are DiffSep's (``model.backbone``: NCSN++ inside the
+STFT or the time-conditioned Conv-TasNet)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+
+import torch
+from torch import Tensor, nn
+
+from ..core.bridge import MixtureBridge, bridge_sample
+from ..core.pit import permute, random_permutation
+from ..core.sde import project_null
+from .data_prediction import DOMAINS, min_over_permutations, pairwise_errors
+from .diffsep import ChannelDraws, fold_channels
+from .diffsep_backbones import backbone_frame_hop, backbone_section, build_backbone, check_backbone
+from .diffsep_settings import BackboneSettings
+from .family import Family, LossSettings
+from .score_matching import LossDraws
+
+
+@dataclass
+class BridgeSettings:
+    """The ``bridge`` section: x_t = P s + (1 − t) P̄ s + σ √(t (1 − t)) P̄ z."""
+    sigma: float = field(default=0.5, metadata={"gt": 0})  # noise scale σ (the zero-sum noise std peaks at σ / 2, at t = ½)
+
+
+@dataclass
+class BridgeLossSettings(LossSettings):
+    """The error of the data estimate at a bridge marginal, the best source permutation at every t."""
+    t_eps: float = field(default=0.01, metadata={"range": (0, 1)})  # smallest training time: t ~ U(t_eps, 1)
+    p_T: float = field(default=0.1, metadata={"range": (0, 1)})  # probability of t = 1 exactly (x_1 = mix / K, the first sampling step)
+    domain: str = field(default="sisdr", metadata={"choices": DOMAINS})  # the error: sisdr (−SI-SDR) | wave (MSE) | spec (compressed-STFT MSE) | sb (spec + 0.001 × waveform L1)
+
+
+@dataclass
+class BridgeSamplerSettings:
+    """The bridge sampler: ``steps`` evaluations at t = 1, 1 − 1/steps, ..., 1/steps."""
+    steps: int = field(default=3, metadata={"range": (1, 1000), "help": "network evaluations"})
+    eta: float = field(default=1.0, metadata={"range": (0, 1), "help": "1: posterior sampling of each step (stochastic); 0: deterministic"})
+
+    def updated(self, **overrides) -> "BridgeSamplerSettings":
+        """A copy with the given fields replaced (None values are ignored; unknown keys fail)."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(k for k, v in overrides.items() if v is not None and k not in known)
+        if unknown:
+            raise ValueError(f"unknown option(s) {unknown} for the bridge sampler; valid: {', '.join(sorted(known))}")
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+class BridgeDenoiser(nn.Module):
+    """D(x_t, t, mix) = P̄ F + mix / K with F the backbone's output: a mixture-consistent estimate
+    of the sources (P D = mix / K exactly). x_t (B, K, N), t (B,) or a scalar, mix (B, 1, N) ->
+    (B, K, N). The backbone's weights sit under ``net.*``.
+
+    Args:
+        net: a backbone ``net(x_t, t, mix)`` (families/diffsep_backbones.py).
+        bridge: the process whose marginals the network was trained on.
+    """
+
+    def __init__(self, net: nn.Module, bridge: MixtureBridge):
+        super().__init__()
+        if getattr(net, "n_src", bridge.n_src) != bridge.n_src:
+            raise ValueError(f"the network separates {net.n_src} sources but the bridge has {bridge.n_src}")
+        self.net, self.bridge = net, bridge
+
+    @property
+    def n_src(self) -> int:
+        return self.bridge.n_src
+
+    def extra_repr(self) -> str:
+        return f"bridge={self.bridge!r}"
+
+    def forward(self, x_t: Tensor, t, mix: Tensor) -> Tensor:
+        t = torch.as_tensor(t, device=x_t.device, dtype=x_t.dtype).expand(x_t.shape[0])
+        return project_null(self.net(x_t, t, mix)) + mix / x_t.shape[1]
+
+
+def bridge_loss(model, bridge: MixtureBridge, sources: Tensor, mix: Tensor, draws: LossDraws, *,
+                domain: str = "sisdr") -> Tensor:
+    """Per-item loss: the error (``domain``, :func:`~diffsep.families.data_prediction.pairwise_errors`)
+    of D(x_t, t, mix) against the sources, minimum over source permutations (none when
+    ``draws.perm`` is None), at x_t = μ_t(s) + σ_t P̄ z with t and z from ``draws`` (t = 1 gives
+    x_1 = mix / K whatever z). sources (B, K, N), mix (B, 1, N) -> (B,)."""
+    if sources.shape[1] != bridge.n_src:
+        raise ValueError(f"sources have K = {sources.shape[1]} but the bridge has n_src = {bridge.n_src}")
+    fixed_order = draws.perm is None
+    if not fixed_order:
+        sources = permute(sources, draws.perm)
+    t, z = draws.t.to(sources.dtype), draws.z.to(sources.dtype)
+    est = model(bridge.marginal_sample(sources, mix, t, z), t, mix)
+    return min_over_permutations(pairwise_errors(est, sources, domain), fixed_order)
+
+
+class BridgeFamily(Family):
+    kind = "bridge"
+    model_class = BridgeDenoiser
+    sections = {"model": BackboneSettings, "bridge": BridgeSettings, "loss": BridgeLossSettings,
+                "sampler": BridgeSamplerSettings}
+    sampler_section = "sampler"
+
+    @classmethod
+    def check(cls, cfg) -> None:
+        if not cfg.loss.t_eps < 1:
+            raise ValueError(f"loss.t_eps must be below 1 (training times are U(t_eps, 1)), got {cfg.loss.t_eps}")
+        if cfg.model.backbone == "spectral_unet" and cfg.model.time_embedding == "log_t" and cfg.loss.t_eps == 0:
+            raise ValueError("loss.t_eps=0 draws t = 0, where the log_t time embedding is undefined: "
+                             "set model.time_embedding=t or loss.t_eps > 0")
+        check_backbone(cfg.model)
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.bridge = MixtureBridge(cfg.model.n_src, cfg.bridge.sigma)
+        self.sampler = cfg.sampler
+
+    def build_model(self) -> BridgeDenoiser:
+        return BridgeDenoiser(build_backbone(self.cfg.model), self.bridge)
+
+    def draw(self, shape, generator) -> ChannelDraws:
+        """Source orders, times (t = 1 with probability p_T) and noise for sources of ``shape``
+        (B, K, C, N): draws of the B·C channel items."""
+        c = self.cfg.loss
+        B, K, C, N = shape
+        n = B * C
+        perm = None if c.fixed_order else random_permutation(n, K, generator=generator)
+        t = c.t_eps + (1.0 - c.t_eps) * torch.rand(n, generator=generator)
+        at_T = torch.rand(n, generator=generator) < c.p_T
+        t = torch.where(at_T, torch.ones_like(t), t)
+        z = torch.randn((n, K, N), generator=generator)
+        return ChannelDraws(LossDraws(perm, t, at_T, z), C)
+
+    def loss(self, net: nn.Module, mix: Tensor, sources: Tensor, draws: ChannelDraws) -> Tensor:
+        """mix (B, C, N), sources (B, K, C, N) -> per-item loss (B,), the mean over channels."""
+        B, C = mix.shape[:2]
+        per_channel = bridge_loss(net, self.bridge, fold_channels(sources), mix.reshape(B * C, 1, -1),
+                                  draws.draws, domain=self.cfg.loss.domain)
+        return per_channel.view(B, C).mean(1)
+
+    def estimate(self, model: nn.Module, mix: Tensor, generator: torch.Generator | None = None,
+                 init: Tensor | None = None) -> Tensor:
+        """mix (B, C, N) -> (B, K, C, N), each channel separated on its own."""
+        B, C = mix.shape[:2]
+        est = bridge_sample(model, self.bridge, mix.reshape(B * C, 1, -1), steps=self.sampler.steps,
+                            eta=self.sampler.eta, generator=generator)
+        return est.view(B, C, *est.shape[1:]).transpose(1, 2)
+
+    @property
+    def nfe(self) -> int:
+        return self.sampler.steps
+
+    @property
+    def frame_hop(self) -> int:
+        return backbone_frame_hop(self.cfg.model)
+
+    def info(self) -> dict:
+        return {"kind": self.kind, "sampler": asdict(self.sampler)}
+
+    @staticmethod
+    def config_of(model: BridgeDenoiser) -> dict:
+        return {"model": {"kind": "bridge", **backbone_section(model.net)}, "bridge": {"sigma": model.bridge.sigma}}
