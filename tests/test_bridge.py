@@ -9,7 +9,7 @@ import torch
 from diffsep.core.bridge import MixtureBridge, bridge_sample, bridge_time_grid
 from diffsep.core.pit import permute, random_permutation
 from diffsep.core.sde import project_mean, project_null
-from diffsep.families.bridge import BridgeDenoiser, bridge_loss
+from diffsep.families.bridge import BridgeDenoiser, bridge_loss, mixture_fit
 from diffsep.families.score_matching import LossDraws
 from helpers_audio import make_train_cv_tree
 
@@ -164,6 +164,17 @@ def test_the_network_input_is_the_bridge_marginal():
     torch.testing.assert_close(seen["x"], bridge.marginal_sample(permute(s, perm), mix, t, draws.z))
     torch.testing.assert_close(seen["x"][0], bridge.prior(mix)[0])
     torch.testing.assert_close(seen["t"], t)
+
+
+@pytest.mark.parametrize("gains", [(1.0, 1.0), (-1.0, 0.5), (0.1, -3.0)])
+def test_mixture_fit_undoes_any_gain_per_source(gains):
+    """A scale-invariant separator may output g_k s_k with any g_k, negative included: the fit
+    recovers s exactly (up to the ridge), and the denoiser's estimate is then the sources."""
+    s, mix = _sources(B=2, N=2000)
+    est = torch.tensor(gains, dtype=s.dtype)[None, :, None] * s
+    torch.testing.assert_close(mixture_fit(est, mix), s, rtol=1e-3, atol=2e-3)
+    silent = mixture_fit(torch.zeros_like(s), mix)
+    assert torch.isfinite(silent).all() and silent.abs().max() == 0
 
 
 def test_denoiser_is_mixture_consistent():

@@ -4,8 +4,9 @@ Example: python -m diffsep.bench overfit --data-root ../shared/corpus --steps 15
 
 Trains a network of --config (default tiny.yaml) on a batch of copies of ONE crop of the first
 training mixture, and every --eval-every steps separates that same mixture with the model's
-sampler and two others (the ODE in 10 steps, 19 evaluations; the few-step ddim sampler in 3), printing SI-SDR per source (after the best permutation) against
-the mix / K baseline. A sound pipeline drives both sources far above the baseline; one that does
+sampler and two others (DiffSep: the ODE in 10 steps, 19 evaluations, and the few-step ddim sampler
+in 3; the bridge: 1 step, and its steps without noise), printing SI-SDR per source (after the best
+permutation) against the mix / K baseline. A sound pipeline drives both sources far above the baseline; one that does
 not (wrong loss weighting, scaling, sampler use ...) stays near or below it.
 """
 from __future__ import annotations
@@ -50,8 +51,13 @@ def run(args) -> int:
              "sources": item["sources"][None].expand(args.copies, -1, -1, -1)}
     tr = Trainer(cfg, datasets=(_Sized(args.copies), None))  # the real training step, no data files
     trained = Trained(cfg, tr.model)  # the raw weights: the EMA lags far behind in a short run
-    columns = {tr.family.info().get("sampler", {}).get("kind", "model"): make_separator(trained)}
-    if "sampler" in tr.family.info():
+    sampler = tr.family.info().get("sampler", {})
+    name = f"bridge-{sampler['steps']}" if tr.family.kind == "bridge" else sampler.get("kind", "model")
+    columns = {name: make_separator(trained)}
+    if tr.family.kind == "bridge":  # one step (the separator at t = 1) and the deterministic steps
+        columns["bridge-1"] = make_separator(trained, sampler={"steps": 1})
+        columns["bridge-det"] = make_separator(trained, sampler={"eta": 0.0})
+    elif "sampler" in tr.family.info():
         columns["ode-10"] = make_separator(trained, sampler={"kind": "ode", "steps": 10})
         columns["ddim-3"] = make_separator(trained, sampler={"kind": "ddim", "steps": 3, "solver": "euler",
                                                              "eta": 0.0, "init": "prior"})

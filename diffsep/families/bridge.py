@@ -22,6 +22,9 @@ from .family import Family, LossSettings
 from .score_matching import LossDraws
 
 
+GAIN_EPS = 1e-6  # ridge of the mixture fit's gains, relative to the mixture's energy
+
+
 @dataclass
 class BridgeSettings:
     """The ``bridge`` section: x_t = P s + (1 − t) P̄ s + σ √(t (1 − t)) P̄ z."""
@@ -52,9 +55,13 @@ class BridgeSamplerSettings:
 
 
 class BridgeDenoiser(nn.Module):
-    """D(x_t, t, mix) = P̄ F + mix / K with F the backbone's output: a mixture-consistent estimate
-    of the sources (P D = mix / K exactly). x_t (B, K, N), t (B,) or a scalar, mix (B, 1, N) ->
-    (B, K, N). The backbone's weights sit under ``net.*``.
+    """D(x_t, t, mix) = P̄ (g ∘ F) + mix / K with F the backbone's output and g the per-source gains
+    that best fit the sum of the sources to the mixture, g = argmin ‖Σ_k g_k F_k − mix‖² per item:
+    a mixture-consistent estimate of the sources (P D = mix / K exactly) whatever the scale and
+    sign of each output, so that a separator trained by a scale-invariant loss (Conv-TasNet,
+    SI-SNR, whose outputs may come out with any gain, negative included) is a sound start.
+    x_t (B, K, N), t (B,) or a scalar, mix (B, 1, N) -> (B, K, N). The backbone's weights sit under
+    ``net.*``.
 
     Args:
         net: a backbone ``net(x_t, t, mix)`` (families/diffsep_backbones.py).
@@ -76,7 +83,18 @@ class BridgeDenoiser(nn.Module):
 
     def forward(self, x_t: Tensor, t, mix: Tensor) -> Tensor:
         t = torch.as_tensor(t, device=x_t.device, dtype=x_t.dtype).expand(x_t.shape[0])
-        return project_null(self.net(x_t, t, mix)) + mix / x_t.shape[1]
+        return project_null(mixture_fit(self.net(x_t, t, mix), mix)) + mix / x_t.shape[1]
+
+
+def mixture_fit(est: Tensor, mix: Tensor) -> Tensor:
+    """Each estimate scaled by the gain (of either sign) that, over all sources together, best fits
+    their sum to the mixture: g = (G + ε ‖mix‖² I)⁻¹ r with Gram matrix G_jk = ⟨F_j, F_k⟩ and
+    r_k = ⟨F_k, mix⟩ (ε = :data:`GAIN_EPS` keeps g finite for silent outputs).
+    est (B, K, N), mix (B, 1, N) -> (B, K, N)."""
+    gram = est @ est.transpose(1, 2)  # (B, K, K)
+    ridge = GAIN_EPS * mix.square().sum((1, 2))[:, None, None] * torch.eye(est.shape[1], device=est.device, dtype=est.dtype)
+    gains = torch.linalg.solve(gram + ridge, est @ mix.transpose(1, 2))  # (B, K, 1)
+    return gains * est
 
 
 def bridge_loss(model, bridge: MixtureBridge, sources: Tensor, mix: Tensor, draws: LossDraws, *,
