@@ -212,6 +212,13 @@ def test_bridge_family_trains_separates_and_evaluates(tmp_path):
 
     sep = load_separator(str(run / "last.pt"), device="cpu", sampler={"steps": 4})
     assert sep.nfe == 4
+    tuned = tmp_path / "tuned"  # fine-tuned through the 2-step sampler, then separated with 4 steps
+    assert train.main([str(config), f"data.root={root}", f"train.run_dir={tuned}", "train.max_steps=1",
+                       "train.batch_size=2", "train.accumulate=1", "train.val_every=0", "train.val_batches=1",
+                       "train.val_sep_items=1", "train.device=cpu", f"train.init_from={run / 'last.pt'}",
+                       "loss.unroll_steps=2"]) == 0
+    assert load_trained(tuned / "last.pt").config.loss.unroll_steps == 2
+    assert load_separator(str(tuned / "last.pt"), device="cpu", sampler={"steps": 4}).nfe == 4
     with pytest.raises(ValueError, match="unknown option"):
         load_separator(str(run / "last.pt"), device="cpu", sampler={"snr": 0.3})
 
@@ -224,3 +231,53 @@ def test_bridge_family_trains_separates_and_evaluates(tmp_path):
                           "--split", "cv", "--out", str(tmp_path / "eval"), "--no-perceptual", "--jobs", "0",
                           "--device", "cpu", "--quiet"]) == 0
     assert (tmp_path / "eval" / "summary.json").is_file()
+
+
+def _tiny_bridge(seed=0):
+    from diffsep.nets.tasnet_denoiser import TasNetDenoiser
+
+    torch.manual_seed(seed)
+    net = TasNetDenoiser(n_src=2, N=16, L=8, B=8, H=16, X=2, R=1, Sc=8)
+    for p in net.parameters():  # away from the zero-initialised x_t columns and FiLM: every input matters
+        torch.nn.init.normal_(p, std=0.2)
+    return BridgeDenoiser(net, MixtureBridge(2, sigma=0.5))
+
+
+def _unroll_draws(s, steps, seed=0):
+    from diffsep.families.bridge import BridgeDraws
+
+    g = torch.Generator().manual_seed(seed)
+    B, K, N = s.shape
+    return BridgeDraws(random_permutation(B, K, generator=g), torch.ones(B), torch.ones(B, dtype=torch.bool),
+                       torch.randn(B, K, N, generator=g), torch.randn(B, steps - 1, K, N, generator=g))
+
+
+def test_unrolled_loss_scores_the_sampler_output_and_trains_every_step():
+    from diffsep.families.bridge import unrolled_bridge_loss
+
+    bridge = MixtureBridge(2, sigma=0.5)
+    s, mix = _sources(B=2, N=512)
+    s, mix = s.float(), mix.float()
+    draws = _unroll_draws(s, 3)
+    oracle = unrolled_bridge_loss(_Oracle(s), bridge, s, mix, draws, steps=3, eta=1.0)
+    swapped = unrolled_bridge_loss(_Oracle(s.flip(1)), bridge, s, mix, draws, steps=3, eta=1.0)
+    assert (oracle < -60).all() and torch.allclose(oracle, swapped)  # the sources, in either order
+
+    model = _tiny_bridge()
+    loss = unrolled_bridge_loss(model, bridge, s, mix, draws, steps=3, eta=1.0)
+    again = unrolled_bridge_loss(model, bridge, s, mix, draws, steps=3, eta=1.0)
+    torch.testing.assert_close(loss, again)  # all randomness is in the draws
+    other = unrolled_bridge_loss(model, bridge, s, mix, _unroll_draws(s, 3, seed=5), steps=3, eta=1.0)
+    assert not torch.allclose(loss, other)  # ... and the step noise is used
+    loss.mean().backward()
+    x_cols = model.net.encoder.weight.grad[:, :2]  # the encoder's x_t inputs: read only after step 1
+    assert torch.isfinite(x_cols).all() and x_cols.abs().sum() > 0
+
+
+def test_unroll_needs_the_shipped_number_of_steps():
+    from diffsep.config.settings import ConfigError, load_config
+
+    with pytest.raises((ValueError, ConfigError), match="sampler.steps=2"):
+        load_config(None, ["model.kind=bridge", "loss.unroll_steps=2", "sampler.steps=3"])
+    cfg = load_config(None, ["model.kind=bridge", "loss.unroll_steps=2", "sampler.steps=2"])
+    assert cfg.loss.unroll_steps == 2

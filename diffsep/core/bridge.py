@@ -104,27 +104,42 @@ def bridge_time_grid(steps: int, *, device=None, dtype=torch.float32) -> Tensor:
     return torch.linspace(1.0, 0.0, steps + 1, device=device, dtype=dtype)
 
 
-def bridge_sample(denoiser, bridge: MixtureBridge, mix: Tensor, *, steps: int = 3, eta: float = 1.0,
-                  generator: torch.Generator | None = None, callback=None) -> Tensor:
-    """Separate from the prior x_1 = mix / K in ``steps`` network evaluations.
+def bridge_trajectory(denoiser, bridge: MixtureBridge, mix: Tensor, *, steps: int, eta: float = 1.0,
+                      noise=None, callback=None) -> Tensor:
+    """The bridge sampler from the prior x_1 = mix / K, with gradients (unrolled fine-tuning
+    differentiates through it; :func:`bridge_sample` is the no-grad sampler).
 
     Args:
         denoiser: D(x_t, t, mix) with x_t (B, K, N), t (B,), mix (B, 1, N) -> (B, K, N).
         steps: evaluations, at the times of :func:`bridge_time_grid`; 1 step returns D(mix / K, 1).
         eta: 1 samples the posterior of every step (the bridge's SDE sampler), 0 the deterministic one.
+        noise: with eta > 0, the standard normal noise of step i (of steps − 1; the last step ends
+            at t = 0 and takes none): a callable i -> (B, K, N), or a tensor (steps − 1, B, K, N).
         callback: called as callback(i, t_next, x) after every step.
     Returns:
         (B, K, N) the state at t = 0, the last data estimate.
     """
+    if eta > 0 and noise is None and steps > 1:
+        raise ValueError("a stochastic bridge sampler (eta > 0) needs noise")
     B = mix.shape[0]
     grid = bridge_time_grid(steps, device=mix.device, dtype=mix.dtype)
     x = bridge.prior(mix).contiguous()
     for i in range(steps):
         t, t_next = grid[i].expand(B), grid[i + 1].expand(B)
-        z = None
-        if eta > 0 and i < steps - 1:
-            z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        x = bridge.posterior_step(x, denoiser(x, t, mix), mix, t, t_next, eta=eta if z is not None else 0.0, z=z)
+        last = i == steps - 1
+        z = None if (eta == 0 or last) else (noise(i) if callable(noise) else noise[i])
+        x = bridge.posterior_step(x, denoiser(x, t, mix), mix, t, t_next, eta=0.0 if z is None else eta, z=z)
         if callback is not None:
             callback(i, grid[i + 1], x)
     return x
+
+
+@torch.no_grad()
+def bridge_sample(denoiser, bridge: MixtureBridge, mix: Tensor, *, steps: int = 3, eta: float = 1.0,
+                  generator: torch.Generator | None = None, callback=None) -> Tensor:
+    """Separate from the prior x_1 = mix / K in ``steps`` network evaluations (see
+    :func:`bridge_trajectory`), the noise of each stochastic step drawn from ``generator``.
+    mix (B, 1, N) -> (B, K, N)."""
+    shape = (mix.shape[0], bridge.n_src, mix.shape[-1])
+    noise = lambda i: torch.randn(shape, generator=generator, device=mix.device, dtype=mix.dtype)  # noqa: E731
+    return bridge_trajectory(denoiser, bridge, mix, steps=steps, eta=eta, noise=noise, callback=callback)

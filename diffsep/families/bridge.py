@@ -11,8 +11,9 @@ from dataclasses import asdict, dataclass, field, fields, replace
 import torch
 from torch import Tensor, nn
 
-from ..core.bridge import MixtureBridge, bridge_sample
+from ..core.bridge import MixtureBridge, bridge_sample, bridge_trajectory
 from ..core.pit import permute, random_permutation
+from ..core.sdr import pit_si_sdr, si_sdr
 from ..core.sde import project_null
 from .data_prediction import DOMAINS, min_over_permutations, pairwise_errors
 from .diffsep import ChannelDraws, fold_channels
@@ -37,6 +38,7 @@ class BridgeLossSettings(LossSettings):
     t_eps: float = field(default=0.01, metadata={"range": (0, 1)})  # smallest training time: t ~ U(t_eps, 1)
     p_T: float = field(default=0.1, metadata={"range": (0, 1)})  # probability of t = 1 exactly (x_1 = mix / K, the first sampling step)
     domain: str = field(default="sisdr", metadata={"choices": DOMAINS})  # the error: sisdr (−SI-SDR) | wave (MSE) | spec (compressed-STFT MSE) | sb (spec + 0.001 × waveform L1)
+    unroll_steps: int = field(default=0, metadata={"range": (0, 10)})  # > 0: fine-tune through the sampler: −SI-SDR (best permutation) of its output after this many steps from mix / K, gradients through every step (needs sampler.steps equal)
 
 
 @dataclass
@@ -97,6 +99,33 @@ def mixture_fit(est: Tensor, mix: Tensor) -> Tensor:
     return gains * est
 
 
+@dataclass
+class BridgeDraws(LossDraws):
+    """:class:`~diffsep.families.score_matching.LossDraws` and, for the unrolled sampler with
+    eta > 0, the noise of its stochastic steps: noise (B, steps − 1, K, N) or None."""
+    noise: Tensor | None = None
+
+    def slice(self, start: int, stop: int) -> "BridgeDraws":
+        base = LossDraws.slice(self, start, stop)
+        return BridgeDraws(base.perm, base.t, base.at_T, base.z, None if self.noise is None else self.noise[start:stop])
+
+    def to(self, device) -> "BridgeDraws":
+        base = LossDraws.to(self, device)
+        return BridgeDraws(base.perm, base.t, base.at_T, base.z, None if self.noise is None else self.noise.to(device))
+
+
+def unrolled_bridge_loss(model, bridge: MixtureBridge, sources: Tensor, mix: Tensor, draws: BridgeDraws, *,
+                         steps: int, eta: float) -> Tensor:
+    """Negative SI-SDR (best permutation unless ``draws.perm`` is None) of the ``steps``-step
+    sampler's output from mix / K, with gradients through every network call; the noise of its
+    stochastic steps is ``draws.noise``. sources (B, K, N), mix (B, 1, N) -> (B,)."""
+    noise = None if draws.noise is None else draws.noise.to(sources.dtype).transpose(0, 1)
+    est = bridge_trajectory(model, bridge, mix, steps=steps, eta=eta, noise=noise)
+    if draws.perm is None:
+        return -si_sdr(est, sources).mean(-1)
+    return -pit_si_sdr(est, sources)[0].mean(-1)
+
+
 def bridge_loss(model, bridge: MixtureBridge, sources: Tensor, mix: Tensor, draws: LossDraws, *,
                 domain: str = "sisdr") -> Tensor:
     """Per-item loss: the error (``domain``, :func:`~diffsep.families.data_prediction.pairwise_errors`)
@@ -127,6 +156,10 @@ class BridgeFamily(Family):
         if cfg.model.backbone == "spectral_unet" and cfg.model.time_embedding == "log_t" and cfg.loss.t_eps == 0:
             raise ValueError("loss.t_eps=0 draws t = 0, where the log_t time embedding is undefined: "
                              "set model.time_embedding=t or loss.t_eps > 0")
+        n = cfg.loss.unroll_steps
+        if n and cfg.sampler.steps != n:
+            raise ValueError(f"loss.unroll_steps={n} tunes the model for the sampler it ships with: "
+                             f"set sampler.steps={n}")
         check_backbone(cfg.model)
 
     def __init__(self, cfg):
@@ -139,7 +172,8 @@ class BridgeFamily(Family):
 
     def draw(self, shape, generator) -> ChannelDraws:
         """Source orders, times (t = 1 with probability p_T) and noise for sources of ``shape``
-        (B, K, C, N): draws of the B·C channel items."""
+        (B, K, C, N), and the noise of the unrolled sampler's stochastic steps: draws of the B·C
+        channel items."""
         c = self.cfg.loss
         B, K, C, N = shape
         n = B * C
@@ -148,13 +182,20 @@ class BridgeFamily(Family):
         at_T = torch.rand(n, generator=generator) < c.p_T
         t = torch.where(at_T, torch.ones_like(t), t)
         z = torch.randn((n, K, N), generator=generator)
-        return ChannelDraws(LossDraws(perm, t, at_T, z), C)
+        noise = None
+        if c.unroll_steps > 1 and self.sampler.eta > 0:
+            noise = torch.randn((n, c.unroll_steps - 1, K, N), generator=generator)
+        return ChannelDraws(BridgeDraws(perm, t, at_T, z, noise), C)
 
     def loss(self, net: nn.Module, mix: Tensor, sources: Tensor, draws: ChannelDraws) -> Tensor:
         """mix (B, C, N), sources (B, K, C, N) -> per-item loss (B,), the mean over channels."""
         B, C = mix.shape[:2]
-        per_channel = bridge_loss(net, self.bridge, fold_channels(sources), mix.reshape(B * C, 1, -1),
-                                  draws.draws, domain=self.cfg.loss.domain)
+        c = self.cfg.loss
+        args = (net, self.bridge, fold_channels(sources), mix.reshape(B * C, 1, -1), draws.draws)
+        if c.unroll_steps:
+            per_channel = unrolled_bridge_loss(*args, steps=c.unroll_steps, eta=self.sampler.eta)
+        else:
+            per_channel = bridge_loss(*args, domain=c.domain)
         return per_channel.view(B, C).mean(1)
 
     def estimate(self, model: nn.Module, mix: Tensor, generator: torch.Generator | None = None,
