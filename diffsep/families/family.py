@@ -29,7 +29,7 @@ def arg_default(fn, name: str):
 @dataclass
 class ModelSettings:
     """The ``model`` section of every family; a family's own model settings extend it."""
-    kind: str = "diffsep"  # model family (diffsep.families.FAMILIES): diffsep | convtasnet | demucs
+    kind: str = "diffsep"  # model family (diffsep.families.FAMILIES): diffsep | convtasnet | demucs | bridge
     n_src: int = field(default=2, metadata={"range": (1, 8)})  # number of sources K (enhancement: 2 = [speech, noise]; music: the stems); at most 8, since source orders are searched over all K! permutations
     audio_channels: int = field(default=1, metadata={"range": (1, 16)})  # C: 1 (speech) or 2 (stereo music), at most 16; data files must have as many
 
