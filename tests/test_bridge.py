@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from diffsep.core.bridge import MixtureBridge, bridge_sample, bridge_time_grid
+from diffsep.core.mixture_bridge import MixtureBridge, bridge_sample, bridge_time_grid
 from diffsep.core.pit import permute, random_permutation
 from diffsep.core.sde import project_mean, project_null
 from diffsep.families.bridge import BridgeDenoiser, bridge_loss, mixture_fit

@@ -1,5 +1,5 @@
 """The mixture-consistent bridge family (``model.kind: bridge``): a network conditioned on x_t and
-t predicts the sources, trained on the bridge's marginals (:mod:`diffsep.core.bridge`: noise only
+t predicts the sources, trained on the bridge's marginals (:mod:`diffsep.core.mixture_bridge`: noise only
 in the zero-sum subspace, x_1 = mix / K exactly, so training meets the inference prior) with the
 best source permutation at every t, and separating from mix / K by the bridge's posterior steps
 in a few network evaluations. The backbones are DiffSep's (``model.backbone``: NCSN++ inside the
@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 import torch
 from torch import Tensor, nn
 
-from ..core.bridge import MixtureBridge, bridge_sample, bridge_trajectory
+from ..core.mixture_bridge import MixtureBridge, bridge_sample, bridge_trajectory
 from ..core.pit import permute, random_permutation
 from ..core.sdr import pit_si_sdr, si_sdr
 from ..core.sde import project_null
